@@ -1,0 +1,138 @@
+"""`create_app(config)`: the one place the gateway is assembled.
+
+The factory owns every long-lived object (connection pool, routes, reasoning memory) and ties
+their lifetimes to the app's lifespan; nothing lives at module level, so tests build as many
+independent gateways as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api import openai, ops
+from gateway.api.json import json_response
+from gateway.auth import Authenticator
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.middleware import RequestIdMiddleware
+from gateway.models import ModelCatalogue
+from gateway.providers import build_provider
+from gateway.proxy import ChatProxy
+from gateway.reasoning_memory import ReasoningMemory
+from gateway.routing.policy import RouteTable
+from gateway.state import GatewayState
+from gateway.upstream import UpstreamClient
+from gateway.usage import LogUsageSink, UsageSink
+
+log = logging.getLogger("gateway")
+
+CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
+
+
+def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> FastAPI:
+    memory = ReasoningMemory()
+    providers = {
+        name: build_provider(name, cfg, memory)
+        for name, cfg in config.usable_providers().items()
+    }
+    routes = RouteTable(config, providers)
+    client = UpstreamClient()
+    state = GatewayState(
+        config=config,
+        catalogue=ModelCatalogue(config),
+        routes=routes,
+        client=client,
+        proxy=ChatProxy(routes, client, usage_sink or LogUsageSink()),
+        auth=Authenticator(
+            config.master_key.get_secret_value() if config.master_key else None
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await client.start()
+        _announce(state)
+        try:
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(title="Switchyard", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    app.state.gateway = state
+    app.router.add_route("/v1/chat/completions", openai.chat_completions, methods=["POST"])
+    app.router.add_route("/chat/completions", openai.chat_completions, methods=["POST"])
+    app.router.add_route("/v1/models", openai.list_models, methods=["GET"])
+    app.router.add_route("/models", openai.list_models, methods=["GET"])
+    app.router.add_route("/healthz", ops.healthz, methods=["GET"])
+    app.router.add_route("/readyz", ops.readyz, methods=["GET"])
+    _install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker serving: config path from the env."""
+    path = os.environ.get(CONFIG_FILE_ENV)
+    return create_app(load_config(Path(path) if path else None))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return Response(exc.to_json(), status_code=exc.status, headers=exc.headers,
+                        media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            err: GatewayError = NotFound(f"Unknown path {request.url.path}")
+        elif exc.status_code == 405:
+            err = InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}",
+                                 status=405, code="method_not_allowed")
+        else:
+            err = InvalidRequest(str(exc.detail), status=exc.status_code)
+        return await gateway_error(request, err)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return await gateway_error(request, InvalidRequest(f"Invalid request: {exc}"))
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        log.exception("unhandled error in request %s", request_id)
+        body = GatewayError(
+            f"The gateway hit an internal error (request id {request_id}).",
+            code="internal_error",
+        )
+        return json_response(body.to_dict(), status=500)
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _announce(state: GatewayState) -> None:
+    usable = state.config.usable_providers()
+    if usable:
+        log.info("serving through providers: %s", ", ".join(usable))
+    else:
+        log.warning(
+            "no provider has an API key: set DEEPSEEK_API_KEY, OPENROUTER_API_KEY or "
+            "OLLAMA_API_KEY (or api_key in the config file); chat requests will get 503"
+        )
+    if state.auth.loopback_only:
+        log.warning(
+            "GATEWAY_MASTER_KEY is not set: only clients on loopback (127.0.0.1, ::1) "
+            "are accepted"
+        )

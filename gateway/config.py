@@ -1,0 +1,185 @@
+"""Gateway configuration: built once from defaults, an optional YAML file and the environment.
+
+`load_config` is the only entry point. It merges the shipped `defaults.yaml`, the user's file
+(`${VAR}` references expanded from the environment) and the environment variables named in the
+README, then validates the result with pydantic so a bad value is refused at start with a
+message naming the field. The result is immutable and passed to `create_app`; nothing reads the
+environment after that.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ProviderKind = Literal["deepseek", "openrouter", "ollama"]
+
+
+class ConfigError(Exception):
+    """Configuration that the gateway refuses to start with."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Strict):
+    """Per-provider limits, in seconds. Reasoning can think for minutes before its first token,
+    so the defaults are long; DeepSeek itself gives up after 10 minutes without inference."""
+
+    connect: float = Field(10.0, gt=0)
+    first_byte: float = Field(660.0, gt=0)
+    total: float = Field(1800.0, gt=0)
+
+
+class ProviderConfig(_Strict):
+    kind: ProviderKind
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    base_url_env: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
+    enabled: bool = True
+
+    @property
+    def usable(self) -> bool:
+        """A provider serves traffic only when it is enabled and has a key."""
+        return self.enabled and self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class ModelConfig(_Strict):
+    thinking: bool = True
+    aliases: list[str] = Field(default_factory=list)
+
+
+class AliasConfig(_Strict):
+    model: str
+    thinking: bool | None = None
+
+
+class TargetConfig(_Strict):
+    """One place a model can be served: a provider, optionally with its own upstream name."""
+
+    provider: str
+    model: str | None = None
+
+
+class GatewayConfig(_Strict):
+    master_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    allow_provider_pin: bool = True
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, AliasConfig] = Field(default_factory=dict)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    routes: dict[str, list[TargetConfig]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        for name, alias in self.aliases.items():
+            if alias.model not in self.models:
+                raise ValueError(f"aliases.{name}.model: unknown model {alias.model!r}")
+        for model, targets in self.routes.items():
+            if model not in self.models:
+                raise ValueError(f"routes.{model}: unknown model {model!r}")
+            for i, target in enumerate(targets):
+                if target.provider not in self.providers:
+                    raise ValueError(
+                        f"routes.{model}[{i}].provider: unknown provider {target.provider!r}"
+                    )
+        return self
+
+    def usable_providers(self) -> dict[str, ProviderConfig]:
+        return {name: p for name, p in self.providers.items() if p.usable}
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Build the configuration from defaults, the YAML file at `path`, and `env`."""
+    env = os.environ if env is None else env
+    merged = _read_yaml_text(resources.files("gateway").joinpath("defaults.yaml").read_text())
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        user = _read_yaml_text(_expand_env(text, env), source=str(path))
+        merged = _merge(merged, user)
+    _apply_env(merged, env)
+    try:
+        return GatewayConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_yaml_text(text: str, source: str = "defaults") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    return data
+
+
+def _expand_env(text: str, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"config refers to ${{{name}}}, which is not set in the environment")
+        return env[name]
+
+    return _ENV_REF.sub(replace, text)
+
+
+def _merge(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """Providers merge field by field; everything else is replaced by key."""
+    out = dict(base)
+    for key, value in user.items():
+        if key in ("providers", "models", "aliases") and isinstance(value, dict):
+            section = dict(out.get(key) or {})
+            for name, item in value.items():
+                old = section.get(name)
+                if key == "providers" and isinstance(old, dict) and isinstance(item, dict):
+                    section[name] = {**old, **item}
+                else:
+                    section[name] = item
+            out[key] = section
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Environment variables win over the file, as operators expect of secrets and URLs."""
+    if env.get("GATEWAY_MASTER_KEY"):
+        merged["master_key"] = env["GATEWAY_MASTER_KEY"]
+    for provider in (merged.get("providers") or {}).values():
+        if not isinstance(provider, dict):
+            continue
+        key_var, url_var = provider.get("api_key_env"), provider.get("base_url_env")
+        if key_var and env.get(key_var):
+            provider["api_key"] = env[key_var]
+        if url_var and env.get(url_var):
+            provider["base_url"] = env[url_var]
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Parsing a chat request: once, with orjson, checking only what the gateway relies on.
+
+Validating the whole request through pydantic models would cost more than the rest of the hot
+path (DESIGN.md). Instead the body is parsed once and the fields the gateway reads, or that an
+upstream would reject with a less helpful message, are type-checked here. Everything else is
+passed through untouched for the provider to judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.errors import InvalidRequest
+from gateway.models import ModelCatalogue, ResolvedModel
+from gateway.thinking import Thinking, extract_thinking
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+# Optional fields whose type we check: name -> (accepted types, description for the message).
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "stream": ((bool,), "a boolean"),
+    "stream_options": ((dict,), "an object"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "presence_penalty": ((int, float), "a number"),
+    "frequency_penalty": ((int, float), "a number"),
+    "max_tokens": ((int,), "an integer"),
+    "max_completion_tokens": ((int,), "an integer"),
+    "n": ((int,), "an integer"),
+    "seed": ((int,), "an integer"),
+    "logprobs": ((bool,), "a boolean"),
+    "top_logprobs": ((int,), "an integer"),
+    "tools": ((list,), "an array"),
+    "tool_choice": ((str, dict), "a string or an object"),
+    "parallel_tool_calls": ((bool,), "a boolean"),
+    "response_format": ((dict,), "an object"),
+    "stop": ((str, list), "a string or an array of strings"),
+    "user": ((str,), "a string"),
+}
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A parsed request: the body (minus thinking fields) and what the gateway decided."""
+
+    body: dict[str, Any]
+    requested_model: str
+    model: ResolvedModel
+    thinking: Thinking
+    stream: bool
+    include_usage: bool
+
+
+def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> ChatRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+
+    model_name = body.get("model")
+    if model_name is None:
+        raise InvalidRequest("you must provide a model parameter", param="model")
+    if not isinstance(model_name, str):
+        raise InvalidRequest("'model' must be a string", param="model")
+    _check_messages(body.get("messages"))
+    for name, (types, description) in _FIELD_TYPES.items():
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        ):
+            raise InvalidRequest(f"'{name}' must be {description}", param=name)
+    n = body.get("n")
+    if n is not None and n < 1:
+        raise InvalidRequest("'n' must be at least 1", param="n")
+
+    model = catalogue.resolve(model_name)
+    thinking = extract_thinking(body, model.default_thinking)
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(body, model_name, model, thinking, stream, include_usage)
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise InvalidRequest("'messages' is a required property", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"'{where}' must be an object", param=where)
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequest(
+                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}; got {role!r}",
+                param=f"{where}.role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(
+                f"'{where}.content' must be a string or an array of content parts",
+                param=f"{where}.content",
+            )
+        if content is None and role in ("system", "developer", "user", "tool"):
+            raise InvalidRequest(f"'{where}.content' is required", param=f"{where}.content")
+        tool_calls = message.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise InvalidRequest(
+                f"'{where}.tool_calls' must be an array", param=f"{where}.tool_calls"
+            )

@@ -1,0 +1,22 @@
+"""Everything a request handler needs, built once per app by the factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.auth import Authenticator
+from gateway.config import GatewayConfig
+from gateway.models import ModelCatalogue
+from gateway.proxy import ChatProxy
+from gateway.routing.policy import RouteTable
+from gateway.upstream import UpstreamClient
+
+
+@dataclass(slots=True)
+class GatewayState:
+    config: GatewayConfig
+    catalogue: ModelCatalogue
+    routes: RouteTable
+    client: UpstreamClient
+    proxy: ChatProxy
+    auth: Authenticator

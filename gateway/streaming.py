@@ -1,0 +1,164 @@
+"""Server-sent events: reading the upstream's, translating each chunk, writing ours.
+
+`sse_events` turns the upstream's byte stream into event payloads, skipping the comment and
+keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PROCESSING`)
+send. `StreamTranslator` rewrites each chunk into DeepSeek's dialect as it passes, remembers the
+usage, and hides the usage chunk from clients that did not ask for one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from gateway.errors import GatewayError
+from gateway.providers.base import Provider
+from gateway.thinking import Thinking
+from gateway.usage import Usage
+
+DONE = b"[DONE]"
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield the `data` payload of each event. Splits lines itself (no line-length limit)."""
+    pending = b""
+    data_lines: list[bytes] = []
+    async for chunk in chunks:
+        pending += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data_lines:
+                    yield data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines)
+                    data_lines = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data_lines.append(value[1:] if value.startswith(b" ") else value)
+            # comments (":..."), "event:", "id:" and "retry:" lines carry nothing we relay
+    if data_lines:
+        yield b"\n".join(data_lines)
+
+
+def error_event(error: GatewayError) -> bytes:
+    """The one event that ends a stream that failed after it began (OpenAI's convention)."""
+    return b"data: " + error.to_json() + b"\n\n"
+
+
+class StreamTranslator:
+    """Per-attempt state of one streamed answer."""
+
+    def __init__(
+        self, provider: Provider, public_model: str, thinking: Thinking, client_wants_usage: bool
+    ) -> None:
+        self.provider = provider
+        self.public_model = public_model
+        self.thinking = thinking
+        self.client_wants_usage = client_wants_usage
+        self.usage: Usage | None = None
+        self.done = False
+        self.finished = False
+        self.first_token_at: float | None = None
+        self.relayed_chars = 0
+        self._reasoning: list[str] = []
+        self._tool_calls: list[dict[str, Any]] = []
+        # Tool-call index repair: Ollama streams parallel calls all at index 0 with different
+        # ids. Each new id gets the next index of its choice; id-less fragments follow the
+        # last id seen at their upstream index. For compliant providers this is the identity.
+        self._index_of_id: dict[tuple[int, str], int] = {}
+        self._current: dict[tuple[int, int], int] = {}
+        self._next_index: dict[int, int] = {}
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Translate one event payload into the bytes to send, or None to send nothing."""
+        if data == DONE:
+            self.done = True
+            return None
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise self.provider.invalid_answer("the stream sent a chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise self.provider.invalid_answer("the stream sent a chunk that is not an object")
+        error = self.provider.error_in_chunk(chunk)
+        if error is not None:
+            raise error
+        chunk["model"] = self.public_model
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict):
+                    self._translate_choice(choice)
+        return self._with_usage(chunk, has_choices=bool(choices))
+
+    def _translate_choice(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            self.provider.canonical_reasoning(delta, self.thinking)
+            reasoning = delta.get("reasoning_content")
+            content = delta.get("content")
+            if reasoning or content or delta.get("tool_calls"):
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                if isinstance(reasoning, str):
+                    self._reasoning.append(reasoning)
+                    self.relayed_chars += len(reasoning)
+                if isinstance(content, str):
+                    self.relayed_chars += len(content)
+            tool_calls = delta.get("tool_calls")
+            if isinstance(tool_calls, list):
+                index = choice.get("index", 0)
+                self._repair_tool_calls(index if isinstance(index, int) else 0, tool_calls)
+        if choice.get("finish_reason"):
+            self.finished = True
+
+    def _repair_tool_calls(self, choice_index: int, calls: list[Any]) -> None:
+        for call in calls:
+            if not isinstance(call, dict):
+                continue
+            upstream_index = call.get("index", 0)
+            if not isinstance(upstream_index, int):
+                upstream_index = 0
+            call_id = call.get("id")
+            if isinstance(call_id, str) and call_id:
+                key = (choice_index, call_id)
+                if key not in self._index_of_id:
+                    self._index_of_id[key] = self._next_index.get(choice_index, 0)
+                    self._next_index[choice_index] = self._index_of_id[key] + 1
+                    self._tool_calls.append({"id": call_id})
+                index = self._index_of_id[key]
+                self._current[(choice_index, upstream_index)] = index
+            else:
+                index = self._current.get((choice_index, upstream_index), upstream_index)
+            call["index"] = index
+            arguments = (call.get("function") or {}).get("arguments")
+            if isinstance(arguments, str):
+                self.relayed_chars += len(arguments)
+
+    def _with_usage(self, chunk: dict[str, Any], has_choices: bool) -> bytes | None:
+        raw_usage = chunk.get("usage")
+        if raw_usage:
+            self.usage = self.provider.parse_usage(raw_usage)
+            if not self.client_wants_usage:
+                if not has_choices:
+                    return None
+                del chunk["usage"]
+            elif self.usage is not None:
+                chunk["usage"] = self.usage.to_openai()
+        elif self.client_wants_usage:
+            chunk["usage"] = None
+        else:
+            chunk.pop("usage", None)
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def remember_reasoning(self) -> None:
+        """Keep this answer's reasoning for later turns that replay its tool calls."""
+        if self._tool_calls and self._reasoning:
+            self.provider.memory.remember(self._tool_calls, "".join(self._reasoning))

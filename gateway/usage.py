@@ -1,0 +1,98 @@
+"""Token usage in one canonical shape, and the event each finished request produces.
+
+Providers report usage in three dialects (DeepSeek's cache hit/miss counts, OpenRouter's
+`cached_tokens` and `cost`, Ollama's bare counts). Adapters turn them into `Usage`; the client
+sees it in DeepSeek's dialect; the usage event carries it to metering and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hit_tokens: int | None = None
+    cache_miss_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    provider_cost_usd: float | None = None
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> dict[str, Any]:
+        """DeepSeek's usage dialect, plus OpenAI's `prompt_tokens_details` that SDKs read."""
+        out: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cache_hit_tokens is not None:
+            out["prompt_cache_hit_tokens"] = self.cache_hit_tokens
+            out["prompt_cache_miss_tokens"] = (
+                self.cache_miss_tokens
+                if self.cache_miss_tokens is not None
+                else self.prompt_tokens - self.cache_hit_tokens
+            )
+            out["prompt_tokens_details"] = {"cached_tokens": self.cache_hit_tokens}
+        if self.reasoning_tokens is not None:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+
+def int_field(data: dict[str, Any] | None, *path: str) -> int | None:
+    """Read a nested integer field that a provider may or may not send."""
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """Everything known about one request when it ends; metering and metrics consume it."""
+
+    request_id: str
+    requested_model: str
+    model: str
+    thinking: str
+    stream: bool
+    status: str  # ok | error | interrupted | client_cancelled
+    provider: str | None = None
+    upstream_model: str | None = None
+    usage: Usage | None = None
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+    error_type: str | None = None
+    client_user: str | None = None
+    started_at: float = field(default_factory=time.time)
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+
+
+class UsageSink(Protocol):
+    """Takes a finished request's event without ever making the client wait."""
+
+    def record(self, event: UsageEvent) -> None: ...
+
+
+class LogUsageSink:
+    """Default sink until metering lands: one debug log line per request."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger("gateway.usage")
+
+    def record(self, event: UsageEvent) -> None:
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug(
+                "request %s model=%s provider=%s status=%s attempts=%s",
+                event.request_id, event.model, event.provider, event.status, event.attempts,
+            )

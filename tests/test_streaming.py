@@ -1,0 +1,121 @@
+"""SSE parsing and per-chunk translation, without a network."""
+
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from gateway.config import load_config
+from gateway.errors import UpstreamError
+from gateway.providers import Provider, build_provider
+from gateway.reasoning_memory import ReasoningMemory
+from gateway.streaming import StreamTranslator, sse_events
+from gateway.thinking import Thinking
+
+
+async def collect(parts: list[bytes]) -> list[bytes]:
+    async def source() -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    return [event async for event in sse_events(source())]
+
+
+async def test_comments_keepalives_and_split_lines_are_handled() -> None:
+    stream = [b": keep-alive\n\n", b"data: {\"a\"", b": 1}\n", b"\n: OPENROUTER PROCESSING\n\n",
+              b"\r\ndata:{\"b\":2}\r\n\r\n", b"event: x\ndata: [DONE]\n\n"]
+    assert await collect(stream) == [b'{"a": 1}', b'{"b":2}', b"[DONE]"]
+
+
+def provider(kind: str) -> Provider:
+    config = load_config(env={"DEEPSEEK_API_KEY": "a", "OPENROUTER_API_KEY": "b",
+                              "OLLAMA_API_KEY": "c"})
+    return build_provider(kind, config.providers[kind], ReasoningMemory())
+
+
+def chunk(delta: dict, finish: str | None = None, usage: object = None) -> bytes:
+    return orjson.dumps({"id": "c", "object": "chat.completion.chunk", "model": "up",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                         "usage": usage})
+
+
+def test_ollama_parallel_tool_calls_at_index_zero_are_reindexed() -> None:
+    t = StreamTranslator(provider("ollama"), "deepseek-v4-flash", Thinking(True), False)
+    fragments = [
+        {"index": 0, "id": "call_a", "type": "function",
+         "function": {"name": "f", "arguments": ""}},
+        {"index": 0, "function": {"arguments": "{\"x\":1}"}},
+        {"index": 0, "id": "call_b", "type": "function",
+         "function": {"name": "g", "arguments": ""}},
+        {"index": 0, "function": {"arguments": "{\"y\":2}"}},
+    ]
+    indexes = []
+    for fragment in fragments:
+        out = t.feed(chunk({"tool_calls": [fragment]}))
+        assert out is not None
+        sent = orjson.loads(out[len(b"data: "):])
+        indexes.append(sent["choices"][0]["delta"]["tool_calls"][0]["index"])
+    assert indexes == [0, 0, 1, 1]
+
+
+def test_interleaved_compliant_tool_calls_keep_their_indexes() -> None:
+    t = StreamTranslator(provider("deepseek"), "m", Thinking(True), False)
+    fragments = [{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}},
+                 {"index": 1, "id": "b", "function": {"name": "g", "arguments": ""}},
+                 {"index": 0, "function": {"arguments": "{}"}},
+                 {"index": 1, "function": {"arguments": "{}"}}]
+    seen = []
+    for fragment in fragments:
+        sent = orjson.loads(t.feed(chunk({"tool_calls": [fragment]}))[6:])  # type: ignore[index]
+        seen.append(sent["choices"][0]["delta"]["tool_calls"][0]["index"])
+    assert seen == [0, 1, 0, 1]
+
+
+def test_reasoning_delta_is_renamed_and_model_is_public() -> None:
+    t = StreamTranslator(provider("openrouter"), "deepseek-v4-flash", Thinking(True), False)
+    sent = orjson.loads(t.feed(chunk({"reasoning": "hm"}))[6:])  # type: ignore[index]
+    assert sent["choices"][0]["delta"] == {"reasoning_content": "hm"}
+    assert sent["model"] == "deepseek-v4-flash"
+    assert "usage" not in sent
+    assert t.first_token_at is not None
+
+
+def test_usage_chunk_is_hidden_unless_the_client_asked() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    usage_chunk = orjson.dumps({"id": "c", "choices": [], "usage": usage})
+    hidden = StreamTranslator(provider("deepseek"), "m", Thinking(True), False)
+    assert hidden.feed(usage_chunk) is None
+    assert hidden.usage is not None and hidden.usage.total_tokens == 5
+    shown = StreamTranslator(provider("deepseek"), "m", Thinking(True), True)
+    out = shown.feed(usage_chunk)
+    assert out is not None and orjson.loads(out[6:])["usage"]["total_tokens"] == 5
+    # other chunks carry usage: null, as OpenAI's clients expect with include_usage
+    plain = shown.feed(chunk({"content": "x"}))
+    assert plain is not None and orjson.loads(plain[6:])["usage"] is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [("openrouter", b'{"id": "c", "error": {"code": 502, "message": "Provider returned error"},'
+                    b' "choices": [{"index": 0, "delta": {"content": ""},'
+                    b' "finish_reason": "error"}]}'),
+     ("ollama", b'{"error": "an error was encountered while running the model"}')],
+)
+def test_in_band_stream_errors_raise(kind: str, raw: bytes) -> None:
+    t = StreamTranslator(provider(kind), "m", Thinking(True), False)
+    with pytest.raises(UpstreamError) as info:
+        t.feed(raw)
+    assert info.value.code == "upstream_stream_error"
+    assert kind in info.value.message
+
+
+def test_garbage_chunk_is_an_invalid_answer() -> None:
+    t = StreamTranslator(provider("deepseek"), "m", Thinking(True), False)
+    with pytest.raises(UpstreamError, match="not JSON"):
+        t.feed(b"<html>")
+
+
+def test_done_marks_the_end_without_output() -> None:
+    t = StreamTranslator(provider("deepseek"), "m", Thinking(True), False)
+    assert t.feed(b"[DONE]") is None
+    assert t.done
