@@ -1,0 +1,116 @@
+"""Streams that fail, get cut, fail over before the first token, or lose their client."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests.e2e.conftest import GatewayFactory, Upstreams
+from tests.upstream.common import Faults
+
+BODY = {"model": "deepseek-v4-flash", "stream": True,
+        "messages": [{"role": "user", "content": "tell me a long story please"}]}
+
+
+def sse_payloads(response: httpx.Response) -> list[bytes]:
+    return [line[6:] for line in response.iter_lines() if line.startswith("data: ")]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("provider", "fault"),
+    [
+        ("openrouter", Faults(midstream_error_after=4)),
+        ("ollama", Faults(midstream_error_after=4)),
+        ("deepseek", Faults(cut_after_chunks=4)),
+        ("ollama", Faults(cut_after_chunks=4)),
+    ],
+)
+def test_failure_after_the_first_token_ends_with_one_error_event(
+    make_gateway: GatewayFactory, upstreams: Upstreams, provider: str, fault: Faults
+) -> None:
+    upstreams[provider].faults = fault
+    gateway = make_gateway([provider, "deepseek"] if provider != "deepseek" else [provider])
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=BODY) as r:
+        assert r.status_code == 200
+        assert r.headers["x-gateway-provider"] == provider
+        payloads = [str(p) for p in sse_payloads(r)]
+    *chunks, last = payloads
+    error = orjson.loads(last)["error"]
+    assert error["message"] and error["type"] == "api_error"
+    assert chunks and all("error" not in orjson.loads(c) for c in chunks)
+    assert "[DONE]" not in payloads
+    # no failover after bytes were sent: the second target was never called
+    assert upstreams.deepseek.requests == [] or provider == "deepseek"
+    [event] = gateway.sink.events
+    assert event.status == "interrupted"
+    assert event.usage is not None and event.usage.completion_tokens > 0
+
+
+def test_the_sdk_raises_on_a_mid_stream_error(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    upstreams.openrouter.faults = Faults(midstream_error_after=3)
+    stream = make_gateway(["openrouter"]).openai().chat.completions.create(
+        model="deepseek-v4-flash", messages=BODY["messages"], stream=True)  # type: ignore[arg-type]
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Faults(status=503), Faults(status=429, retry_after=1), Faults(reset=True),
+     Faults(garbage=True), Faults(midstream_error_after=0), Faults(cut_after_chunks=0)],
+)
+def test_a_stream_that_fails_before_its_first_token_fails_over(
+    make_gateway: GatewayFactory, upstreams: Upstreams, fault: Faults
+) -> None:
+    upstreams.ollama.faults = fault
+    gateway = make_gateway(["ollama", "deepseek"])
+    raw = gateway.openai().chat.completions.with_raw_response.create(
+        model="deepseek-v4-flash", messages=BODY["messages"], stream=True)  # type: ignore[arg-type]
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "echo: tell me a long story please"
+    assert raw.headers["x-gateway-provider"] == "deepseek"
+    attempts = raw.headers["x-gateway-attempts"].split(",")
+    assert attempts[0].startswith("ollama:") and attempts[1] == "deepseek:200"
+
+
+def test_non_streamed_failover_and_no_failover_on_client_errors(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    gateway = make_gateway(["ollama", "openrouter", "deepseek"])
+    upstreams.ollama.faults = Faults(status=503)
+    upstreams.openrouter.faults = Faults(status=502)
+    raw = gateway.openai().chat.completions.with_raw_response.create(
+        model="deepseek-chat", messages=BODY["messages"])
+    assert raw.headers["x-gateway-attempts"] == "ollama:503,openrouter:502,deepseek:200"
+    assert raw.parse().choices[0].message.content == "echo: tell me a long story please"
+    upstreams.ollama.faults = Faults(status=400)
+    with pytest.raises(openai.BadRequestError):
+        gateway.openai().chat.completions.create(model="deepseek-chat",
+                                                 messages=BODY["messages"])
+    assert len(upstreams.deepseek.requests) == 1  # the 400 was not retried elsewhere
+
+
+def test_a_client_that_disconnects_cancels_the_upstream_request(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=200)
+    gateway = make_gateway(["deepseek"])
+    body = {**BODY, "messages": [{"role": "user", "content": " ".join(["word"] * 50)}]}
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+        for line in r.iter_lines():
+            if "word" in line:
+                break  # got the first token; hang up
+    deadline = time.monotonic() + 5
+    while upstreams.deepseek.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstreams.deepseek.disconnects == 1
+    while not gateway.sink.events and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gateway.sink.events[0].status == "client_cancelled"
