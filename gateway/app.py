@@ -29,7 +29,10 @@ from gateway.models import ModelCatalogue
 from gateway.providers import build_provider
 from gateway.proxy import ChatProxy
 from gateway.reasoning_memory import ReasoningMemory
+from gateway.routing.failover import Failover
+from gateway.routing.health import HealthBoard, LatencyTracker
 from gateway.routing.policy import RouteTable
+from gateway.routing.shared import SharedHealth
 from gateway.state import GatewayState
 from gateway.upstream import UpstreamClient
 from gateway.usage import LogUsageSink, UsageSink
@@ -46,13 +49,21 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         for name, cfg in config.usable_providers().items()
     }
     routes = RouteTable(config, providers)
+    board = HealthBoard(config.routing.breaker)
+    failover = Failover(routes, board, LatencyTracker(), config.routing)
+    shared = (
+        SharedHealth(board, config.redis_url, [t.key for t in routes.all_targets()])
+        if config.redis_url else None
+    )
     client = UpstreamClient()
     state = GatewayState(
         config=config,
         catalogue=ModelCatalogue(config),
         routes=routes,
         client=client,
-        proxy=ChatProxy(routes, client, usage_sink or LogUsageSink()),
+        proxy=ChatProxy(failover, client, usage_sink or LogUsageSink()),
+        board=board,
+        shared_health=shared,
         auth=Authenticator(
             config.master_key.get_secret_value() if config.master_key else None
         ),
@@ -61,10 +72,14 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.start()
+        if shared is not None:
+            await shared.start()
         _announce(state)
         try:
             yield
         finally:
+            if shared is not None:
+                await shared.close()
             await client.close()
 
     app = FastAPI(title="Switchyard", version="0.1.0", lifespan=lifespan, docs_url=None,

@@ -34,9 +34,9 @@ class Timeouts(_Strict):
     """Per-provider limits, in seconds. Reasoning can think for minutes before its first token,
     so the defaults are long; DeepSeek itself gives up after 10 minutes without inference."""
 
-    connect: float = Field(10.0, gt=0)
-    first_byte: float = Field(660.0, gt=0)
-    total: float = Field(1800.0, gt=0)
+    connect: float = Field(default=10.0, gt=0)
+    first_byte: float = Field(default=660.0, gt=0)
+    total: float = Field(default=1800.0, gt=0)
 
 
 class ProviderConfig(_Strict):
@@ -48,13 +48,27 @@ class ProviderConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
-    timeouts: Timeouts = Field(default_factory=Timeouts)  # type: ignore[arg-type]
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
     enabled: bool = True
 
     @property
     def usable(self) -> bool:
         """A provider serves traffic only when it is enabled and has a key."""
         return self.enabled and self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class PriceConfig(_Strict):
+    """USD per 1M tokens; used by the `cheapest` strategy (metering's price book later)."""
+
+    cache_hit: float = Field(default=0.0, ge=0)
+    cache_miss: float = Field(default=0.0, ge=0)
+    output: float = Field(default=0.0, ge=0)
+
+    @property
+    def blended(self) -> float:
+        """One number to rank targets by: a typical call reads ~3x what it writes."""
+        return 3 * self.cache_miss + self.output
 
 
 class ModelConfig(_Strict):
@@ -68,32 +82,73 @@ class AliasConfig(_Strict):
 
 
 class TargetConfig(_Strict):
-    """One place a model can be served: a provider, optionally with its own upstream name."""
+    """One place a model can be served: a provider, optionally with its own upstream name,
+    a forced thinking mode, a weight (for `weighted`) and a priority (lower is tried first)."""
 
     provider: str
     model: str | None = None
+    thinking: bool | None = None
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = 0
+
+
+Strategy = Literal["ordered", "weighted", "cheapest", "latency"]
+
+
+class RouteConfig(_Strict):
+    strategy: Strategy = "ordered"
+    targets: list[TargetConfig]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_list_means_ordered(cls, value: Any) -> Any:
+        return {"targets": value} if isinstance(value, list) else value
+
+
+class BreakerConfig(_Strict):
+    """When a (provider, model) stops getting traffic, and when it is probed again."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    window: float = Field(default=30.0, gt=0)
+    min_requests: int = Field(default=10, ge=1)
+    cooldown: float = Field(default=15.0, gt=0)
+    auth_failure_cooldown: float = Field(default=120.0, gt=0)
+
+
+class RoutingConfig(_Strict):
+    max_attempts: int = Field(default=3, ge=1)
+    deadline: float = Field(default=1800.0, gt=0)
+    backoff_base: float = Field(default=0.05, ge=0)
+    backoff_max: float = Field(default=2.0, ge=0)
+    # Wait inside a request for an upstream's Retry-After only up to this long; beyond it the
+    # client gets the 429/503 with retry-after and its SDK decides.
+    max_cooldown_wait: float = Field(default=0.0, ge=0)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
 
 class GatewayConfig(_Strict):
     master_key: SecretStr | None = None
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     allow_provider_pin: bool = True
-    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    redis_url: str | None = None
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, AliasConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    routes: dict[str, list[TargetConfig]] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
         for name, alias in self.aliases.items():
             if alias.model not in self.models:
                 raise ValueError(f"aliases.{name}.model: unknown model {alias.model!r}")
-        for model, targets in self.routes.items():
+        for model, route in self.routes.items():
             if model not in self.models:
                 raise ValueError(f"routes.{model}: unknown model {model!r}")
-            for i, target in enumerate(targets):
+            for i, target in enumerate(route.targets):
                 if target.provider not in self.providers:
                     raise ValueError(
                         f"routes.{model}[{i}].provider: unknown provider {target.provider!r}"
@@ -167,6 +222,8 @@ def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
     """Environment variables win over the file, as operators expect of secrets and URLs."""
     if env.get("GATEWAY_MASTER_KEY"):
         merged["master_key"] = env["GATEWAY_MASTER_KEY"]
+    if env.get("REDIS_URL"):
+        merged["redis_url"] = env["REDIS_URL"]
     for provider in (merged.get("providers") or {}).values():
         if not isinstance(provider, dict):
             continue

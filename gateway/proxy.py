@@ -1,11 +1,9 @@
-"""The core: send a parsed request to its targets in order and hand back one canonical answer.
+"""The core: one attempt against one target, and the stream relay; `Failover` picks targets.
 
-A target that fails in a way another may not (connection errors, timeouts, 429, 5xx, a 2xx
-that is not a valid answer, our own key refused) is followed by the next one, as long as no
-byte has reached the client; a client's own mistake (400/404/422) is returned at once. For a
-stream, the gateway holds back the opening chunks until the first token arrives, so an upstream
-that fails before producing anything can still be replaced; after that, a failure ends the
-stream with one OpenAI-format error event, never a silently truncated 200.
+For a stream, the gateway holds back the opening chunks until the first token arrives (within
+the provider's first-byte timeout), so an upstream that fails before producing anything can
+still be replaced; after that, a failure ends the stream with one OpenAI-format error event,
+never a silently truncated 200, and the usage event says "interrupted".
 
 Every request, answered or not, ends as one `UsageEvent` handed to the usage sink.
 """
@@ -15,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import aiohttp
 import orjson
 
 from gateway.errors import UpstreamError
 from gateway.request import ChatRequest
-from gateway.routing.policy import RouteTable, Target
+from gateway.routing.failover import AllTargetsFailed, Attempts, Failover
+from gateway.routing.policy import Target
 from gateway.streaming import DONE_EVENT, StreamTranslator, error_event, sse_events
 from gateway.upstream import UpstreamClient
 from gateway.usage import Usage, UsageEvent, UsageSink
@@ -32,19 +32,6 @@ from gateway.usage import Usage, UsageEvent, UsageSink
 _DRAIN_SECONDS = 1.0
 # Rough characters per token, for streams that end before the upstream reported usage.
 _CHARS_PER_TOKEN = 4
-
-
-@dataclass(slots=True)
-class Attempts:
-    """Which targets were tried and how each ended, e.g. `ollama:503,deepseek:200`."""
-
-    items: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, provider: str, outcome: str) -> None:
-        self.items.append((provider, outcome))
-
-    def header(self) -> str:
-        return ",".join(f"{p}:{o}" for p, o in self.items)
 
 
 @dataclass(slots=True)
@@ -71,8 +58,8 @@ class _OpenStream:
 
 
 class ChatProxy:
-    def __init__(self, routes: RouteTable, client: UpstreamClient, sink: UsageSink) -> None:
-        self._routes = routes
+    def __init__(self, failover: Failover, client: UpstreamClient, sink: UsageSink) -> None:
+        self._failover = failover
         self._client = client
         self._sink = sink
 
@@ -83,27 +70,29 @@ class ChatProxy:
     ) -> Completion:
         started = time.monotonic()
         event = self._event(req, request_id)
-        attempts = Attempts()
-        last: UpstreamError | None = None
-        for target in self._routes.targets(req.model.canonical, pinned):
-            try:
-                body, usage = await self._complete_once(target, req)
-            except UpstreamError as err:
-                attempts.add(target.provider.name, err.outcome)
-                last = err
-                if not err.retryable:
-                    break
-                continue
-            attempts.add(target.provider.name, "200")
-            self._finish(event, "ok", target, attempts, usage, started)
-            return Completion(body, target, attempts)
-        raise self._failed(event, last, attempts, started)
+
+        async def attempt(target: Target, seconds_left: float) -> tuple[bytes, Usage | None]:
+            began = time.monotonic()
+            async with _deadline(target, seconds_left):
+                answer = await self._complete_once(target, req)
+            self._failover.latency.observe(target.key, time.monotonic() - began)
+            return answer
+
+        try:
+            served = await self._failover.run(req.model.canonical, pinned, attempt)
+        except AllTargetsFailed as failed:
+            raise self._failed(event, failed, started) from None
+        body, usage = served.result
+        event.ttft_s = time.monotonic() - started
+        self._finish(event, "ok", served.target, served.attempts, usage, started)
+        return Completion(body, served.target, served.attempts)
 
     async def _complete_once(
         self, target: Target, req: ChatRequest
     ) -> tuple[bytes, Usage | None]:
         provider = target.provider
-        payload = provider.build_payload(req.body, target.upstream_model, req.thinking, False)
+        thinking = target.thinking_for(req.thinking)
+        payload = provider.build_payload(req.body, target.upstream_model, thinking, False)
         response = await self._client.send(provider, payload)
         try:
             if response.status >= 300:
@@ -116,7 +105,7 @@ class ChatProxy:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise provider.invalid_answer("the upstream answer is not JSON") from None
-        answer, usage = provider.translate_answer(data, req.model.canonical, req.thinking)
+        answer, usage = provider.translate_answer(data, req.model.canonical, thinking)
         return orjson.dumps(answer), usage
 
     # ---- streaming --------------------------------------------------------------------
@@ -126,33 +115,37 @@ class ChatProxy:
     ) -> StreamingAnswer:
         started = time.monotonic()
         event = self._event(req, request_id)
-        attempts = Attempts()
-        last: UpstreamError | None = None
-        for target in self._routes.targets(req.model.canonical, pinned):
-            try:
-                opened = await self._open_stream(target, req)
-            except UpstreamError as err:
-                attempts.add(target.provider.name, err.outcome)
-                last = err
-                if not err.retryable:
-                    break
-                continue
-            attempts.add(target.provider.name, "200")
-            event.attempts = attempts.items
-            return StreamingAnswer(target, attempts, self._relay(opened, event, started))
-        raise self._failed(event, last, attempts, started)
+
+        async def attempt(target: Target, seconds_left: float) -> _OpenStream:
+            # The first-byte timeout covers everything up to the first token: keep-alive
+            # comments before it do not count as progress.
+            async with _deadline(target, min(seconds_left, target.provider.timeouts.first_byte)):
+                return await self._open_stream(target, req)
+
+        try:
+            served = await self._failover.run(req.model.canonical, pinned, attempt)
+        except AllTargetsFailed as failed:
+            raise self._failed(event, failed, started) from None
+        event.attempts = served.attempts.items
+        opened = served.result
+        if opened.translator.first_token_at is not None:
+            self._failover.latency.observe(
+                served.target.key, opened.translator.first_token_at - started
+            )
+        return StreamingAnswer(served.target, served.attempts, self._relay(opened, event, started))
 
     async def _open_stream(self, target: Target, req: ChatRequest) -> _OpenStream:
         """Connect and read up to the first token, so failure before it can fail over."""
         provider = target.provider
-        payload = provider.build_payload(req.body, target.upstream_model, req.thinking, True)
+        thinking = target.thinking_for(req.thinking)
+        payload = provider.build_payload(req.body, target.upstream_model, thinking, True)
         response = await self._client.send(provider, payload)
         try:
             if response.status >= 300:
                 raw = await self._client.read_error(provider, response)
                 raise provider.error_from_response(response.status, raw, response.headers)
             translator = StreamTranslator(
-                provider, req.model.canonical, req.thinking, req.include_usage
+                provider, req.model.canonical, thinking, req.include_usage
             )
             events = sse_events(self._client.chunks(provider, response))
             held: list[bytes] = []
@@ -195,6 +188,7 @@ class ChatProxy:
             if failure is not None:
                 status = "interrupted"
                 event.error_type = failure.code
+                self._failover.board.record_failure(opened.target.key)
                 yield error_event(failure)
                 return
             yield DONE_EVENT
@@ -256,19 +250,27 @@ class ChatProxy:
         self._sink.record(event)
 
     def _failed(
-        self,
-        event: UsageEvent,
-        error: UpstreamError | None,
-        attempts: Attempts,
-        started: float,
+        self, event: UsageEvent, failed: AllTargetsFailed, started: float
     ) -> UpstreamError:
-        if error is None:  # unreachable: targets() never returns an empty route
-            error = UpstreamError("no upstream was tried", provider="", upstream_status=None)
-        error.headers["x-gateway-attempts"] = attempts.header()
+        error = failed.error
+        error.headers["x-gateway-attempts"] = failed.attempts.header()
         error.headers["x-gateway-provider"] = error.provider
         event.error_type = error.code or error.error_type
-        self._finish(event, "error", None, attempts, None, started)
+        self._finish(event, "error", None, failed.attempts, None, started)
         return error
+
+
+@asynccontextmanager
+async def _deadline(target: Target, seconds: float) -> AsyncIterator[None]:
+    """Bound one attempt; running out is the upstream's timeout, so it fails over."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise UpstreamError(
+            f"{target.provider.name} did not answer within {seconds:.1f} s",
+            provider=target.provider.name, upstream_status=None, code="upstream_timeout",
+        ) from None
 
 
 def _estimate(translator: StreamTranslator) -> Usage | None:

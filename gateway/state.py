@@ -8,7 +8,9 @@ from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.models import ModelCatalogue
 from gateway.proxy import ChatProxy
+from gateway.routing.health import HealthBoard
 from gateway.routing.policy import RouteTable
+from gateway.routing.shared import SharedHealth
 from gateway.upstream import UpstreamClient
 
 
@@ -20,3 +22,5 @@ class GatewayState:
     client: UpstreamClient
     proxy: ChatProxy
     auth: Authenticator
+    board: HealthBoard
+    shared_health: SharedHealth | None

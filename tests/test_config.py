@@ -52,7 +52,9 @@ routes:
     # merged field by field over the defaults
     assert openrouter.base_url == "https://openrouter.ai/api/v1"
     assert openrouter.extra_body == {"provider": {"order": ["deepinfra"]}}
-    assert [t.provider for t in config.routes["deepseek-v4-flash"]] == ["backup", "openrouter"]
+    route = config.routes["deepseek-v4-flash"]
+    assert route.strategy == "ordered"
+    assert [t.provider for t in route.targets] == ["backup", "openrouter"]
 
 
 @pytest.mark.parametrize(
@@ -66,6 +68,9 @@ routes:
         ("aliases:\n  fast: {model: gpt-5}", "aliases.fast.model"),
         ("routes:\n  deepseek-v4-flash:\n    - provider: nobody",
          "routes.deepseek-v4-flash[0].provider"),
+        ("routes:\n  deepseek-v4-flash:\n    strategy: fastest\n    targets: []",
+         "routes.deepseek-v4-flash.strategy"),
+        ("routing:\n  breaker: {failure_ratio: 2}", "routing.breaker.failure_ratio"),
         ("colour: blue", "colour"),
         ("- just\n- a list", "top level must be a mapping"),
         ("key: ${NOT_SET_ANYWHERE}", "NOT_SET_ANYWHERE"),

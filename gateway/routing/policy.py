@@ -1,56 +1,93 @@
-"""Routes: for each canonical model, the ordered list of targets that can serve it.
+"""Routes and strategies: for a request, the order in which targets should be tried.
 
-Pure selection, no I/O. Routes come from config; a model without a configured route is served
-by every usable provider that maps it, in the providers' declared order (DeepSeek, OpenRouter,
+Pure selection, no I/O: health and latency come in as arguments, randomness from a passed-in
+`random.Random`, so every strategy is testable. A model without a configured route is served by
+every usable provider that maps it, in the providers' declared order (DeepSeek, OpenRouter,
 Ollama Cloud by default). A request may pin one provider when config allows it.
+
+Strategies, applied within each priority level (lower priority first):
+  ordered   the configured order
+  weighted  a weighted random order (sampling without replacement)
+  cheapest  by configured price, cheapest first
+  latency   by moving average time to first token, fastest first; unmeasured targets first
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, PriceConfig, RouteConfig, Strategy, TargetConfig
 from gateway.errors import InvalidRequest, NoProviderConfigured
 from gateway.providers.base import Provider
+from gateway.thinking import Thinking
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     provider: Provider
     upstream_model: str
+    thinking: bool | None = None
+    weight: float = 1.0
+    priority: int = 0
+    price: PriceConfig | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity for health and latency: one breaker per (provider, upstream model)."""
+        return f"{self.provider.name}/{self.upstream_model}"
+
+    def thinking_for(self, requested: Thinking) -> Thinking:
+        """A target may force thinking on or off (e.g. a cheap no-thinking fallback)."""
+        if self.thinking is None or self.thinking == requested.enabled:
+            return requested
+        return Thinking(enabled=self.thinking)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    strategy: Strategy
+    targets: tuple[Target, ...]
 
 
 class RouteTable:
     def __init__(self, config: GatewayConfig, providers: dict[str, Provider]) -> None:
         self._allow_pin = config.allow_provider_pin
-        self._providers = providers
-        self._routes: dict[str, tuple[Target, ...]] = {}
+        self._routes: dict[str, Route] = {}
         for model in config.models:
-            self._routes[model] = tuple(self._targets_for(config, model))
+            configured = config.routes.get(model)
+            route = configured or RouteConfig(targets=[
+                TargetConfig(provider=name) for name, p in providers.items()
+                if model in p.config.models
+            ])
+            targets = tuple(
+                _target(providers[t.provider], t, model)
+                for t in route.targets if t.provider in providers
+            )
+            self._routes[model] = Route(route.strategy, targets)
 
-    def _targets_for(self, config: GatewayConfig, model: str) -> list[Target]:
-        configured = config.routes.get(model)
-        if configured is not None:
-            return [
-                Target(self._providers[t.provider],
-                       t.model or self._providers[t.provider].config.models.get(model, model))
-                for t in configured
-                if t.provider in self._providers
-            ]
-        return [
-            Target(provider, provider.config.models[model])
-            for provider in self._providers.values()
-            if model in provider.config.models
-        ]
+    def route(self, model: str) -> Route:
+        return self._routes.get(model, Route("ordered", ()))
 
-    def targets(self, model: str, pinned: str | None = None) -> tuple[Target, ...]:
-        targets = self._routes.get(model, ())
+    def plan(
+        self,
+        model: str,
+        pinned: str | None = None,
+        *,
+        latency: Callable[[str], float | None] = lambda key: None,
+        rng: random.Random | None = None,
+    ) -> list[Target]:
+        """All targets for `model` in the order to try them."""
+        route = self.route(model)
+        targets = list(route.targets)
         if pinned:
             if not self._allow_pin:
                 raise InvalidRequest(
                     "pinning a provider with x-gateway-provider is disabled on this gateway"
                 )
-            targets = tuple(t for t in targets if t.provider.name == pinned)
+            targets = [t for t in targets if t.provider.name == pinned]
             if not targets:
                 raise InvalidRequest(
                     f"provider '{pinned}' cannot serve model '{model}' on this gateway",
@@ -61,7 +98,47 @@ class RouteTable:
                 f"no upstream provider is configured for model '{model}'; set one of "
                 "DEEPSEEK_API_KEY, OPENROUTER_API_KEY or OLLAMA_API_KEY"
             )
-        return targets
+        if len(targets) == 1:
+            return targets
+        targets.sort(key=lambda t: t.priority)  # stable: keeps configured order within a level
+        ordered: list[Target] = []
+        for _, level in groupby(targets, key=lambda t: t.priority):
+            ordered.extend(_order(route.strategy, list(level), latency, rng))
+        return ordered
 
     def servable_models(self) -> set[str]:
-        return {model for model, targets in self._routes.items() if targets}
+        return {model for model, route in self._routes.items() if route.targets}
+
+    def all_targets(self) -> list[Target]:
+        return [t for route in self._routes.values() for t in route.targets]
+
+
+def _target(provider: Provider, cfg: TargetConfig, model: str) -> Target:
+    return Target(
+        provider=provider,
+        upstream_model=cfg.model or provider.config.models.get(model, model),
+        thinking=cfg.thinking,
+        weight=cfg.weight,
+        priority=cfg.priority,
+        price=provider.config.prices.get(model),
+    )
+
+
+def _order(
+    strategy: Strategy,
+    targets: list[Target],
+    latency: Callable[[str], float | None],
+    rng: random.Random | None,
+) -> list[Target]:
+    if strategy == "weighted":
+        return _weighted_order(targets, rng or random.Random())
+    if strategy == "cheapest":
+        return sorted(targets, key=lambda t: t.price.blended if t.price else float("inf"))
+    if strategy == "latency":
+        return sorted(targets, key=lambda t: latency(t.key) or 0.0)
+    return targets
+
+
+def _weighted_order(targets: list[Target], rng: random.Random) -> list[Target]:
+    """Efraimidis-Spirakis: sort by u^(1/w); the first pick is proportional to weight."""
+    return sorted(targets, key=lambda t: rng.random() ** (1.0 / t.weight), reverse=True)

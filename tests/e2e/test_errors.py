@@ -95,14 +95,19 @@ def test_upstream_errors_in_every_dialect_become_openai_errors(
     make_gateway: GatewayFactory, upstreams: Upstreams, provider: str, status: int,
     sdk_error: type[openai.APIStatusError], client_status: int, stream: bool,
 ) -> None:
-    upstreams[provider].faults = Faults(status=status, retry_after=3)
+    upstreams[provider].faults = Faults(status=status, retry_after=3 if status == 429 else None)
     with pytest.raises(sdk_error) as info:
         make_gateway([provider]).openai().chat.completions.create(
             model="deepseek-v4-flash", messages=MESSAGES, stream=stream)  # type: ignore[arg-type]
     assert info.value.status_code == client_status
     err = error_body(info.value)
     assert err["message"]
-    assert info.value.response.headers["x-gateway-attempts"] == f"{provider}:{status}"
+    attempts = info.value.response.headers["x-gateway-attempts"].split(",")
+    assert set(attempts) == {f"{provider}:{status}"}
+    if status in (429, 400, 422):  # not retried: a client error, or Retry-After is too long
+        assert len(attempts) == 1
+    else:  # transient: retried with backoff up to max_attempts
+        assert len(attempts) == 3
     if status == 429:
         assert info.value.response.headers["retry-after"] == "3"
 
@@ -156,5 +161,5 @@ def test_failed_requests_still_produce_a_usage_event(
         gateway.openai().chat.completions.create(model="deepseek-chat", messages=MESSAGES)
     [event] = gateway.sink.events
     assert event.status == "error"
-    assert event.attempts == [("deepseek", "503")]
+    assert event.attempts == [("deepseek", "503")] * 3
     assert event.requested_model == "deepseek-chat" and event.thinking == "off"
