@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.api import openai, ops
 from gateway.api.json import json_response
@@ -42,7 +43,27 @@ log = logging.getLogger("gateway")
 CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
 
 
-def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> FastAPI:
+class GatewayApp:
+    """The ASGI app: chat completions straight to the hot-path endpoint, the rest to FastAPI
+    (which also runs the lifespan)."""
+
+    def __init__(self, api: FastAPI, chat: openai.ChatCompletions) -> None:
+        self.api = api
+        self.chat = chat
+        self.state = api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] in openai.CHAT_PATHS
+            and scope["method"] == "POST"
+        ):
+            await self.chat(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> GatewayApp:
     memory = ReasoningMemory()
     providers = {
         name: build_provider(name, cfg, memory)
@@ -85,18 +106,23 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app = FastAPI(title="Switchyard", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None)
     app.state.gateway = state
-    app.router.add_route("/v1/chat/completions", openai.chat_completions, methods=["POST"])
-    app.router.add_route("/chat/completions", openai.chat_completions, methods=["POST"])
+    for path in openai.CHAT_PATHS:  # POST never reaches FastAPI; other methods get a 405
+        app.router.add_route(path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
     app.router.add_route("/v1/models", openai.list_models, methods=["GET"])
     app.router.add_route("/models", openai.list_models, methods=["GET"])
     app.router.add_route("/healthz", ops.healthz, methods=["GET"])
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    return app
+    return GatewayApp(app, openai.ChatCompletions(state))
 
 
-def app_from_env() -> FastAPI:
+async def _post_only(request: Request) -> Response:
+    raise InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}",
+                         status=405, code="method_not_allowed")
+
+
+def app_from_env() -> GatewayApp:
     """Factory for `uvicorn --factory` and multi-worker serving: config path from the env."""
     path = os.environ.get(CONFIG_FILE_ENV)
     return create_app(load_config(Path(path) if path else None))

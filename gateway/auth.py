@@ -23,31 +23,41 @@ class Authenticator:
     def loopback_only(self) -> bool:
         return self._master_key is None
 
-    def check(self, request: Request) -> None:
+    def check_request(self, request: Request) -> None:
+        self.check(
+            request.headers.get("authorization"),
+            request.headers.get("x-api-key"),
+            request.client.host if request.client else None,
+        )
+
+    def check(self, authorization: str | None, api_key: str | None, client: str | None) -> None:
+        """Raise unless the caller may use the gateway."""
         if self._master_key is None:
-            if not _is_loopback(request.client.host if request.client else None):
+            if not _is_loopback(client):
                 raise PermissionDenied(
                     "This gateway has no GATEWAY_MASTER_KEY and only accepts clients on "
                     "loopback."
                 )
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not token:
-            token = request.headers.get("x-api-key", "")
-        elif scheme.lower() != "bearer":
-            token = ""
+        token = ""
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            token = value.strip() if scheme.lower() == "bearer" else ""
+        elif api_key:
+            token = api_key.strip()
         if not token:
             raise AuthenticationFailed(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
             )
-        if not hmac.compare_digest(token.strip().encode(), self._master_key):
+        if not hmac.compare_digest(token.encode(), self._master_key):
             raise AuthenticationFailed("Incorrect API key provided.")
 
 
 def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
+    if host == "127.0.0.1" or host == "::1":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

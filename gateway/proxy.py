@@ -23,7 +23,7 @@ from gateway.errors import UpstreamError
 from gateway.request import ChatRequest
 from gateway.routing.failover import AllTargetsFailed, Attempts, Failover
 from gateway.routing.policy import Target
-from gateway.streaming import DONE_EVENT, StreamTranslator, error_event, sse_events
+from gateway.streaming import DONE_EVENT, StreamTranslator, error_event, sse_batches
 from gateway.upstream import UpstreamClient
 from gateway.usage import Usage, UsageEvent, UsageSink
 
@@ -53,8 +53,8 @@ class _OpenStream:
     target: Target
     response: aiohttp.ClientResponse
     translator: StreamTranslator
-    events: AsyncIterator[bytes]
-    held: list[bytes]
+    batches: AsyncIterator[list[bytes]]
+    held: bytes
 
 
 class ChatProxy:
@@ -147,11 +147,13 @@ class ChatProxy:
             translator = StreamTranslator(
                 provider, req.model.canonical, thinking, req.include_usage
             )
-            events = sse_events(self._client.chunks(provider, response))
+            batches = sse_batches(self._client.chunks(provider, response))
             held: list[bytes] = []
-            async for data in events:
-                out = translator.feed(data)
-                if out is not None:
+            async for batch in batches:
+                out, error = translator.feed_batch(batch)
+                if error is not None:
+                    raise error  # nothing was sent yet: this target failed, try the next
+                if out:
                     held.append(out)
                 if translator.first_token_at or translator.finished or translator.done:
                     break
@@ -160,24 +162,39 @@ class ChatProxy:
         except BaseException:
             response.close()
             raise
-        return _OpenStream(target, response, translator, events, held)
+        return _OpenStream(target, response, translator, batches, b"".join(held))
 
     async def _relay(
         self, opened: _OpenStream, event: UsageEvent, started: float
     ) -> AsyncIterator[bytes]:
-        """Yield the client's bytes as they arrive; always close upstream and record usage."""
-        translator, status = opened.translator, "ok"
+        """Yield the client's bytes as they arrive; always close upstream and record usage.
+
+        The usage event is recorded before the final event goes out, so a client that has
+        its answer never races the metering of it."""
+        translator = opened.translator
+        recorded = False
+
+        def record(status: str) -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            translator.remember_reasoning()
+            if translator.first_token_at is not None:
+                event.ttft_s = translator.first_token_at - started
+            usage = translator.usage or _estimate(translator)
+            self._finish(event, status, opened.target, None, usage, started)
+
         try:
-            for chunk in opened.held:
-                yield chunk
+            yield opened.held
             failure: UpstreamError | None = None
             if not translator.done:
                 try:
-                    async for data in opened.events:
-                        out = translator.feed(data)
-                        if out is not None:
+                    async for batch in opened.batches:
+                        out, failure = translator.feed_batch(batch)
+                        if out:
                             yield out
-                        if translator.done:
+                        if failure is not None or translator.done:
                             break
                 except UpstreamError as err:
                     failure = err
@@ -186,30 +203,27 @@ class ChatProxy:
                         "the stream ended before the answer was complete"
                     )
             if failure is not None:
-                status = "interrupted"
                 event.error_type = failure.code
                 self._failover.board.record_failure(opened.target.key)
+                record("interrupted")
                 yield error_event(failure)
                 return
+            record("ok")
             yield DONE_EVENT
             await self._drain(opened)
         except (asyncio.CancelledError, GeneratorExit):
-            status = "client_cancelled"
+            record("client_cancelled")
             raise
         finally:
+            record("error")
             # close(), not release(): an unfinished upstream request must stop now.
             if not opened.response.closed:
                 opened.response.close()
-            translator.remember_reasoning()
-            if translator.first_token_at is not None:
-                event.ttft_s = translator.first_token_at - started
-            usage = translator.usage or _estimate(translator)
-            self._finish(event, status, opened.target, None, usage, started)
 
     async def _drain(self, opened: _OpenStream) -> None:
         try:
             async with asyncio.timeout(_DRAIN_SECONDS):
-                async for _ in opened.events:
+                async for _ in opened.batches:
                     pass
         except (TimeoutError, UpstreamError):
             return

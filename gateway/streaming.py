@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
 from gateway.usage import Usage
@@ -23,8 +23,12 @@ DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield the `data` payload of each event. Splits lines itself (no line-length limit)."""
+async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """Yield, per network read, the `data` payloads of the events it completed.
+
+    Events that arrived together are relayed together (one write instead of one per event)
+    without ever waiting for more. Splits lines itself, so no line-length limit applies.
+    """
     pending = b""
     data_lines: list[bytes] = []
     async for chunk in chunks:
@@ -32,19 +36,22 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if b"\n" not in chunk:
             continue
         *lines, pending = pending.split(b"\n")
+        batch: list[bytes] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
                 if data_lines:
-                    yield data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines)
+                    batch.append(data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines))
                     data_lines = []
             elif line.startswith(b"data:"):
                 value = line[5:]
                 data_lines.append(value[1:] if value.startswith(b" ") else value)
             # comments (":..."), "event:", "id:" and "retry:" lines carry nothing we relay
+        if batch:
+            yield batch
     if data_lines:
-        yield b"\n".join(data_lines)
+        yield [b"\n".join(data_lines)]
 
 
 def error_event(error: GatewayError) -> bytes:
@@ -75,6 +82,21 @@ class StreamTranslator:
         self._index_of_id: dict[tuple[int, str], int] = {}
         self._current: dict[tuple[int, int], int] = {}
         self._next_index: dict[int, int] = {}
+
+    def feed_batch(self, batch: list[bytes]) -> tuple[bytes, UpstreamError | None]:
+        """Translate events that arrived together; stops at [DONE] or at an in-band error,
+        returning what was translated before it."""
+        out: list[bytes] = []
+        try:
+            for data in batch:
+                piece = self.feed(data)
+                if piece is not None:
+                    out.append(piece)
+                if self.done:
+                    break
+        except UpstreamError as err:
+            return b"".join(out), err
+        return b"".join(out), None
 
     def feed(self, data: bytes) -> bytes | None:
         """Translate one event payload into the bytes to send, or None to send nothing."""

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Self
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from gateway.usage import UsageEvent
 
@@ -31,7 +31,7 @@ class CollectingSink:
 
 
 class GatewayServer:
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

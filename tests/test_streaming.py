@@ -9,7 +9,7 @@ from gateway.config import load_config
 from gateway.errors import UpstreamError
 from gateway.providers import Provider, build_provider
 from gateway.reasoning_memory import ReasoningMemory
-from gateway.streaming import StreamTranslator, sse_events
+from gateway.streaming import StreamTranslator, sse_batches
 from gateway.thinking import Thinking
 
 
@@ -18,13 +18,29 @@ async def collect(parts: list[bytes]) -> list[bytes]:
         for part in parts:
             yield part
 
-    return [event async for event in sse_events(source())]
+    return [event async for batch in sse_batches(source()) for event in batch]
 
 
 async def test_comments_keepalives_and_split_lines_are_handled() -> None:
     stream = [b": keep-alive\n\n", b"data: {\"a\"", b": 1}\n", b"\n: OPENROUTER PROCESSING\n\n",
               b"\r\ndata:{\"b\":2}\r\n\r\n", b"event: x\ndata: [DONE]\n\n"]
     assert await collect(stream) == [b'{"a": 1}', b'{"b":2}', b"[DONE]"]
+
+
+async def test_events_that_arrive_together_are_batched_together() -> None:
+    async def source() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\ndata: 2\n\n: ping\n\ndata: 3"
+        yield b"\n\n"
+
+    assert [b async for b in sse_batches(source())] == [[b"1", b"2"], [b"3"]]
+
+
+def test_a_batch_stops_at_an_in_band_error_keeping_what_came_before() -> None:
+    t = StreamTranslator(provider("ollama"), "m", Thinking(True), False)
+    batch = [chunk({"content": "a"}), b'{"error": "boom"}', chunk({"content": "b"})]
+    out, error = t.feed_batch(batch)
+    assert out.count(b"data: ") == 1 and b'"a"' in out
+    assert error is not None and "boom" in error.message
 
 
 def provider(kind: str) -> Provider:

@@ -1,60 +1,82 @@
 """The OpenAI-compatible surface: `/v1/chat/completions` and `/v1/models`.
 
-The chat handler is a plain Starlette endpoint, not a FastAPI dependency-injected one: it is
-the hot path, and it parses the body itself (see gateway/request.py).
+The chat endpoint is a raw ASGI callable (see gateway/api/asgi.py for why); `/v1/models` is an
+ordinary Starlette endpoint mounted in the FastAPI app.
 """
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+import logging
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.api.asgi import (
+    RequestHeaders,
+    header_list,
+    read_body,
+    send_error,
+    send_event_stream,
+    send_json,
+)
 from gateway.api.json import json_response
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError
 from gateway.request import parse_chat_request
 from gateway.state import GatewayState
 
+log = logging.getLogger("gateway")
 
-def _state(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.gateway
-    return state
+CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
 
-async def chat_completions(request: Request) -> Response:
-    state = _state(request)
-    state.auth.check(request)
-    raw = await read_body(request, state.config.max_body_bytes)
-    req = parse_chat_request(raw, state.catalogue)
-    request_id: str = request.scope["state"]["request_id"]
-    pinned = request.headers.get("x-gateway-provider")
-    if req.stream:
-        answer = await state.proxy.stream(req, request_id, pinned)
-        return StreamingResponse(
-            answer.chunks,
-            media_type="text/event-stream",
-            headers={
-                "cache-control": "no-cache",
-                "x-gateway-provider": answer.target.provider.name,
-                "x-gateway-upstream-model": answer.target.upstream_model,
-                "x-gateway-attempts": answer.attempts.header(),
-            },
-        )
-    completion = await state.proxy.complete(req, request_id, pinned)
-    return Response(
-        completion.body,
-        media_type="application/json",
-        headers={
-            "x-gateway-provider": completion.target.provider.name,
-            "x-gateway-upstream-model": completion.target.upstream_model,
-            "x-gateway-attempts": completion.attempts.header(),
-        },
-    )
+class ChatCompletions:
+    """`POST /v1/chat/completions`, streaming or not."""
+
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = RequestHeaders(scope)
+        started = False
+        try:
+            state = self.state
+            client = scope.get("client")
+            state.auth.check(headers.authorization, headers.api_key, client[0] if client else None)
+            raw = await read_body(receive, headers.content_length, state.config.max_body_bytes)
+            req = parse_chat_request(raw, state.catalogue)
+            if req.stream:
+                answer = await state.proxy.stream(req, headers.request_id, headers.pinned)
+                started = True
+                await send_event_stream(scope, receive, send, answer.chunks, header_list(
+                    headers.request_id, {
+                        "x-gateway-provider": answer.target.provider.name,
+                        "x-gateway-upstream-model": answer.target.upstream_model,
+                        "x-gateway-attempts": answer.attempts.header(),
+                    }))
+                return
+            completion = await state.proxy.complete(req, headers.request_id, headers.pinned)
+            started = True
+            await send_json(send, 200, completion.body, header_list(headers.request_id, {
+                "x-gateway-provider": completion.target.provider.name,
+                "x-gateway-upstream-model": completion.target.upstream_model,
+                "x-gateway-attempts": completion.attempts.header(),
+            }))
+        except GatewayError as err:
+            if not started:
+                await send_error(send, err, headers.request_id)
+        except Exception:
+            log.exception("unhandled error in request %s", headers.request_id)
+            if not started:
+                await send_error(send, GatewayError(
+                    f"The gateway hit an internal error (request id {headers.request_id}).",
+                    code="internal_error"), headers.request_id)
 
 
 async def list_models(request: Request) -> Response:
     """Every name the gateway accepts for a model some configured provider can serve."""
-    state = _state(request)
-    state.auth.check(request)
+    state: GatewayState = request.app.state.gateway
+    state.auth.check_request(request)
     servable = state.routes.servable_models()
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
@@ -62,25 +84,3 @@ async def list_models(request: Request) -> Response:
         if state.catalogue.resolve(name).canonical in servable
     ]
     return json_response({"object": "list", "data": data})
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> GatewayError:
-    return InvalidRequest(
-        f"The request body is larger than this gateway's limit of {limit} bytes.",
-        status=413, code="request_too_large",
-    )

@@ -4,8 +4,9 @@ cooldowns, and a moving average of time to first token for the `latency` strateg
 Breaker: CLOSED passes traffic. It OPENs after `consecutive_failures` in a row, or when the
 failure ratio over the last `window` seconds reaches `failure_ratio` (with at least
 `min_requests`). OPEN sheds traffic for `cooldown` seconds, then lets exactly one probe through
-(HALF_OPEN): its success closes the breaker, its failure opens it again. A Retry-After from the
-upstream is a separate cooldown that the target honours whatever its breaker says.
+(HALF_OPEN): its success closes the breaker, its failure opens it again; outcomes of requests
+still in flight when it opened change nothing. A Retry-After from the upstream is a separate
+cooldown that the target honours whatever its breaker says.
 
 The board is in-process and synchronous (cheap on the hot path). `gateway.routing.shared` makes
 several processes and replicas agree through Redis by draining `deltas` and calling `adopt`.
@@ -111,7 +112,7 @@ class HealthBoard:
             b = self._breakers[key] = Breaker()
         self._count(b, ok=True)
         b.consecutive = 0
-        if b.state is not BreakerState.CLOSED:
+        if self._probing(b, self._clock()):
             self._close(b)
         d = self._delta(key)
         d.ok += 1
@@ -129,10 +130,7 @@ class HealthBoard:
         if retry_after:
             b.cooldown_until = max(b.cooldown_until, now + retry_after)
             d.cooldown_until = b.cooldown_until
-        probe_failed = b.state is BreakerState.HALF_OPEN or (
-            b.state is BreakerState.OPEN and now >= b.opened_until
-        )
-        if probe_failed or (b.state is BreakerState.CLOSED and self._should_open(b)):
+        if self._probing(b, now) or (b.state is BreakerState.CLOSED and self._should_open(b)):
             self._open(b, now + self.config.cooldown)
 
     def trip(self, key: str, seconds: float) -> None:
@@ -187,6 +185,14 @@ class HealthBoard:
         if not b.window or b.window[-1][0] != bucket:
             b.window.append([bucket, 0, 0])
         b.window[-1][1 if ok else 2] += 1
+
+    @staticmethod
+    def _probing(b: Breaker, now: float) -> bool:
+        """Is an outcome now the probe's? Answers to requests that were in flight when the
+        breaker opened are not: like the shared script, they neither close nor reopen it."""
+        return b.state is BreakerState.HALF_OPEN or (
+            b.state is BreakerState.OPEN and now >= b.opened_until
+        )
 
     def _should_open(self, b: Breaker) -> bool:
         if b.consecutive >= self.config.consecutive_failures:

@@ -23,10 +23,10 @@ def sse_payloads(response: httpx.Response) -> list[bytes]:
 @pytest.mark.parametrize(
     ("provider", "fault"),
     [
-        ("openrouter", Faults(midstream_error_after=4)),
-        ("ollama", Faults(midstream_error_after=4)),
-        ("deepseek", Faults(cut_after_chunks=4)),
-        ("ollama", Faults(cut_after_chunks=4)),
+        ("openrouter", Faults(midstream_error_after=4, chunk_delay_ms=20)),
+        ("ollama", Faults(midstream_error_after=4, chunk_delay_ms=20)),
+        ("deepseek", Faults(cut_after_chunks=4, chunk_delay_ms=20)),
+        ("ollama", Faults(cut_after_chunks=4, chunk_delay_ms=20)),
     ],
 )
 def test_failure_after_the_first_token_ends_with_one_error_event(
@@ -53,7 +53,7 @@ def test_failure_after_the_first_token_ends_with_one_error_event(
 def test_the_sdk_raises_on_a_mid_stream_error(
     make_gateway: GatewayFactory, upstreams: Upstreams
 ) -> None:
-    upstreams.openrouter.faults = Faults(midstream_error_after=3)
+    upstreams.openrouter.faults = Faults(midstream_error_after=3, chunk_delay_ms=20)
     stream = make_gateway(["openrouter"]).openai().chat.completions.create(
         model="deepseek-v4-flash", messages=BODY["messages"], stream=True)  # type: ignore[arg-type]
     with pytest.raises(openai.APIError):

@@ -1,0 +1,139 @@
+"""Raw ASGI plumbing for the hot path: request headers, bodies, JSON and SSE responses.
+
+The chat endpoint skips FastAPI and Starlette's request/response objects and middleware stack:
+on an instant upstream they cost more than the whole proxying work (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable
+
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.errors import GatewayError, InvalidRequest
+
+_MAX_ID_LENGTH = 128
+_JSON = (b"content-type", b"application/json")
+_SSE = (b"content-type", b"text/event-stream")
+_NO_CACHE = (b"cache-control", b"no-cache")
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class RequestHeaders:
+    """The few request headers the hot path reads, found in one pass."""
+
+    __slots__ = ("api_key", "authorization", "content_length", "pinned", "request_id")
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization: str | None = None
+        self.api_key: str | None = None
+        self.content_length: int | None = None
+        self.pinned: str | None = None
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = int(value) if value.isdigit() else None
+            elif name == b"x-request-id":
+                request_id = value[:_MAX_ID_LENGTH]
+            elif name == b"x-gateway-provider":
+                self.pinned = value.decode("latin-1")
+            elif name == b"x-api-key":
+                self.api_key = value.decode("latin-1")
+        self.request_id = (
+            request_id.decode() if request_id and request_id.isascii() else uuid.uuid4().hex
+        )
+
+
+def request_id_of(scope: Scope) -> str:
+    return RequestHeaders(scope).request_id
+
+
+async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
+    """The whole request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return bytes(body)
+    parts = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return InvalidRequest(
+        f"The request body is larger than this gateway's limit of {limit} bytes.",
+        status=413, code="request_too_large",
+    )
+
+
+def header_list(request_id: str, headers: dict[str, str]) -> RawHeaders:
+    out = [(b"x-request-id", request_id.encode())]
+    out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    return out
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: RawHeaders) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
+    await send_json(send, error.status, error.to_json(), header_list(request_id, error.headers))
+
+
+async def send_event_stream(
+    scope: Scope, receive: Receive, send: Send, chunks: AsyncIterator[bytes],
+    headers: Iterable[tuple[bytes, bytes]],
+) -> None:
+    """Relay `chunks` as SSE. A client that hangs up cancels the relay (and so the upstream
+    request): a watcher on `receive` cancels this task on `http.disconnect`."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"finished": False, "hung_up": False}
+
+    def on_message(done: asyncio.Future[Message]) -> None:
+        if done.cancelled() or done.exception() is not None or state["finished"]:
+            return
+        if done.result()["type"] == "http.disconnect":
+            state["hung_up"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(receive())
+    watcher.add_done_callback(on_message)
+    try:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_SSE, _NO_CACHE, *headers]})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        state["finished"] = True
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not state["hung_up"]:
+            raise
+        task.uncancel()
+    finally:
+        state["finished"] = True
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await chunks.aclose()  # type: ignore[attr-defined]
