@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 import aiohttp
 import orjson
@@ -73,7 +73,10 @@ class ChatProxy:
 
         async def attempt(target: Target, seconds_left: float) -> tuple[bytes, Usage | None]:
             began = time.monotonic()
-            async with _deadline(target, seconds_left):
+            if seconds_left < target.provider.timeouts.total:
+                async with _Deadline(target, seconds_left):
+                    answer = await self._complete_once(target, req)
+            else:  # aiohttp's own total timeout already bounds the attempt
                 answer = await self._complete_once(target, req)
             self._failover.latency.observe(target.key, time.monotonic() - began)
             return answer
@@ -119,7 +122,7 @@ class ChatProxy:
         async def attempt(target: Target, seconds_left: float) -> _OpenStream:
             # The first-byte timeout covers everything up to the first token: keep-alive
             # comments before it do not count as progress.
-            async with _deadline(target, min(seconds_left, target.provider.timeouts.first_byte)):
+            async with _Deadline(target, min(seconds_left, target.provider.timeouts.first_byte)):
                 return await self._open_stream(target, req)
 
         try:
@@ -186,16 +189,21 @@ class ChatProxy:
             self._finish(event, status, opened.target, None, usage, started)
 
         try:
-            yield opened.held
+            # Everything is sent as soon as it is translated; only the last chunks and [DONE]
+            # (or the error event) share a write, since every write is a syscall and a wake-up.
+            pending = opened.held
             failure: UpstreamError | None = None
             if not translator.done:
+                yield pending
+                pending = b""
                 try:
                     async for batch in opened.batches:
                         out, failure = translator.feed_batch(batch)
+                        if failure is not None or translator.done:
+                            pending = out
+                            break
                         if out:
                             yield out
-                        if failure is not None or translator.done:
-                            break
                 except UpstreamError as err:
                     failure = err
                 if failure is None and not (translator.done or translator.finished):
@@ -206,10 +214,10 @@ class ChatProxy:
                 event.error_type = failure.code
                 self._failover.board.record_failure(opened.target.key)
                 record("interrupted")
-                yield error_event(failure)
+                yield pending + error_event(failure)
                 return
             record("ok")
-            yield DONE_EVENT
+            yield pending + DONE_EVENT
             await self._drain(opened)
         except (asyncio.CancelledError, GeneratorExit):
             record("client_cancelled")
@@ -221,6 +229,9 @@ class ChatProxy:
                 opened.response.close()
 
     async def _drain(self, opened: _OpenStream) -> None:
+        if opened.response.content.at_eof():
+            opened.response.release()
+            return
         try:
             async with asyncio.timeout(_DRAIN_SECONDS):
                 async for _ in opened.batches:
@@ -274,17 +285,29 @@ class ChatProxy:
         return error
 
 
-@asynccontextmanager
-async def _deadline(target: Target, seconds: float) -> AsyncIterator[None]:
+class _Deadline:
     """Bound one attempt; running out is the upstream's timeout, so it fails over."""
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError:
-        raise UpstreamError(
-            f"{target.provider.name} did not answer within {seconds:.1f} s",
-            provider=target.provider.name, upstream_status=None, code="upstream_timeout",
-        ) from None
+
+    __slots__ = ("_seconds", "_target", "_timeout")
+
+    def __init__(self, target: Target, seconds: float) -> None:
+        self._target = target
+        self._seconds = seconds
+        self._timeout = asyncio.timeout(seconds)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            name = self._target.provider.name
+            raise UpstreamError(
+                f"{name} did not answer within {self._seconds:.1f} s",
+                provider=name, upstream_status=None, code="upstream_timeout",
+            ) from None
 
 
 def _estimate(translator: StreamTranslator) -> Usage | None:

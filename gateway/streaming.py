@@ -74,6 +74,8 @@ class StreamTranslator:
         self.finished = False
         self.first_token_at: float | None = None
         self.relayed_chars = 0
+        field = provider.reasoning_field
+        self._rename = field if field != "reasoning_content" else None
         self._reasoning: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
         # Tool-call index repair: Ollama streams parallel calls all at index 0 with different
@@ -109,21 +111,51 @@ class StreamTranslator:
             raise self.provider.invalid_answer("the stream sent a chunk that is not JSON") from None
         if not isinstance(chunk, dict):
             raise self.provider.invalid_answer("the stream sent a chunk that is not an object")
-        error = self.provider.error_in_chunk(chunk)
-        if error is not None:
-            raise error
-        chunk["model"] = self.public_model
+        if "error" in chunk:
+            error = self.provider.error_in_chunk(chunk)
+            if error is not None:
+                raise error
+        # Re-serialise only what changed: a chunk already in the canonical dialect (DeepSeek's
+        # own, when the upstream name is the public one) goes out as the bytes that came in.
+        changed = False
+        if chunk.get("model") != self.public_model:
+            chunk["model"] = self.public_model
+            changed = True
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
-                if isinstance(choice, dict):
-                    self._translate_choice(choice)
-        return self._with_usage(chunk, has_choices=bool(choices))
+                if isinstance(choice, dict) and self._translate_choice(choice):
+                    changed = True
+        raw_usage = chunk.get("usage")
+        if raw_usage:
+            self.usage = self.provider.parse_usage(raw_usage)
+            if not self.client_wants_usage:
+                if not choices:
+                    return None  # the usage-only chunk the client did not ask for
+                del chunk["usage"]
+            elif self.usage is not None:
+                chunk["usage"] = self.usage.to_openai()
+            changed = True
+        elif self.client_wants_usage and "usage" not in chunk:
+            chunk["usage"] = None  # OpenAI's clients expect null on every other chunk
+            changed = True
+        return b"data: " + (orjson.dumps(chunk) if changed else data) + b"\n\n"
 
-    def _translate_choice(self, choice: dict[str, Any]) -> None:
+    def _translate_choice(self, choice: dict[str, Any]) -> bool:
+        """Translate one choice's delta in place; True if anything changed. Called per event,
+        so kept free of method calls on the common path."""
+        changed = False
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            self.provider.canonical_reasoning(delta, self.thinking)
+            if self._rename is not None and self._rename in delta:
+                delta["reasoning_content"] = delta.pop(self._rename)
+                changed = True
+            if "reasoning_details" in delta:
+                del delta["reasoning_details"]
+                changed = True
+            if self.thinking.exclude and "reasoning_content" in delta:
+                del delta["reasoning_content"]
+                changed = True
             reasoning = delta.get("reasoning_content")
             content = delta.get("content")
             if reasoning or content or delta.get("tool_calls"):
@@ -137,11 +169,14 @@ class StreamTranslator:
             tool_calls = delta.get("tool_calls")
             if isinstance(tool_calls, list):
                 index = choice.get("index", 0)
-                self._repair_tool_calls(index if isinstance(index, int) else 0, tool_calls)
+                if self._repair_tool_calls(index if isinstance(index, int) else 0, tool_calls):
+                    changed = True
         if choice.get("finish_reason"):
             self.finished = True
+        return changed
 
-    def _repair_tool_calls(self, choice_index: int, calls: list[Any]) -> None:
+    def _repair_tool_calls(self, choice_index: int, calls: list[Any]) -> bool:
+        changed = False
         for call in calls:
             if not isinstance(call, dict):
                 continue
@@ -159,26 +194,13 @@ class StreamTranslator:
                 self._current[(choice_index, upstream_index)] = index
             else:
                 index = self._current.get((choice_index, upstream_index), upstream_index)
-            call["index"] = index
+            if call.get("index") != index:
+                call["index"] = index
+                changed = True
             arguments = (call.get("function") or {}).get("arguments")
             if isinstance(arguments, str):
                 self.relayed_chars += len(arguments)
-
-    def _with_usage(self, chunk: dict[str, Any], has_choices: bool) -> bytes | None:
-        raw_usage = chunk.get("usage")
-        if raw_usage:
-            self.usage = self.provider.parse_usage(raw_usage)
-            if not self.client_wants_usage:
-                if not has_choices:
-                    return None
-                del chunk["usage"]
-            elif self.usage is not None:
-                chunk["usage"] = self.usage.to_openai()
-        elif self.client_wants_usage:
-            chunk["usage"] = None
-        else:
-            chunk.pop("usage", None)
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return changed
 
     def remember_reasoning(self) -> None:
         """Keep this answer's reasoning for later turns that replay its tool calls."""

@@ -7,8 +7,7 @@ so no library exception escapes to handlers and failover sees one error type.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -53,58 +52,58 @@ class UpstreamClient:
             self._timeouts[provider.name] = timeout
         return timeout
 
+    # Each call maps failures with a plain try/except (not a context manager): this is the
+    # hot path, and a generator-based context manager costs measurable time per request.
+
     async def send(self, provider: Provider, payload: bytes) -> aiohttp.ClientResponse:
         """POST a chat request; returns the response with its body unread."""
         if self._session is None:
             raise RuntimeError("UpstreamClient.start() was not awaited")
-        with upstream_errors(provider):
+        try:
             return await self._session.post(
                 provider.url, data=payload, headers=provider.headers,
                 timeout=self._timeout(provider),
             )
+        except _TRANSPORT_ERRORS as exc:
+            raise upstream_error(provider, exc) from None
 
     @staticmethod
     async def read(provider: Provider, response: aiohttp.ClientResponse) -> bytes:
-        with upstream_errors(provider):
+        try:
             return await response.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise upstream_error(provider, exc) from None
 
     @staticmethod
     async def read_error(provider: Provider, response: aiohttp.ClientResponse) -> bytes:
-        with upstream_errors(provider):
+        try:
             return await response.content.read(_MAX_ERROR_BODY)
+        except _TRANSPORT_ERRORS as exc:
+            raise upstream_error(provider, exc) from None
 
     @staticmethod
     async def chunks(
         provider: Provider, response: aiohttp.ClientResponse
     ) -> AsyncIterator[bytes]:
         """The body as it arrives, with transport failures mapped."""
-        with upstream_errors(provider):
+        try:
             async for chunk in response.content.iter_any():
                 yield chunk
+        except _TRANSPORT_ERRORS as exc:
+            raise upstream_error(provider, exc) from None
 
 
-@contextmanager
-def upstream_errors(provider: Provider) -> Iterator[None]:
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
+
+
+def upstream_error(provider: Provider, exc: BaseException) -> UpstreamError:
     """Map aiohttp's and asyncio's failures to `UpstreamError` (all retryable)."""
-    try:
-        yield
-    except TimeoutError:
-        raise UpstreamError(
-            f"{provider.name} did not answer in time", provider=provider.name,
-            upstream_status=None, code="upstream_timeout",
-        ) from None
-    except aiohttp.ClientConnectorError:
-        raise UpstreamError(
-            f"cannot connect to {provider.name}", provider=provider.name,
-            upstream_status=None, code="upstream_unreachable",
-        ) from None
-    except aiohttp.ClientPayloadError:
-        raise UpstreamError(
-            f"{provider.name} cut the answer short", provider=provider.name,
-            upstream_status=None, code="upstream_cut",
-        ) from None
-    except (aiohttp.ClientError, ConnectionError):
-        raise UpstreamError(
-            f"{provider.name} closed the connection", provider=provider.name,
-            upstream_status=None, code="upstream_disconnected",
-        ) from None
+    if isinstance(exc, TimeoutError):
+        message, code = f"{provider.name} did not answer in time", "upstream_timeout"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        message, code = f"cannot connect to {provider.name}", "upstream_unreachable"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        message, code = f"{provider.name} cut the answer short", "upstream_cut"
+    else:
+        message, code = f"{provider.name} closed the connection", "upstream_disconnected"
+    return UpstreamError(message, provider=provider.name, upstream_status=None, code=code)

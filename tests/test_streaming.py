@@ -92,7 +92,7 @@ def test_reasoning_delta_is_renamed_and_model_is_public() -> None:
     sent = orjson.loads(t.feed(chunk({"reasoning": "hm"}))[6:])  # type: ignore[index]
     assert sent["choices"][0]["delta"] == {"reasoning_content": "hm"}
     assert sent["model"] == "deepseek-v4-flash"
-    assert "usage" not in sent
+    assert sent.get("usage") is None
     assert t.first_token_at is not None
 
 
@@ -135,3 +135,13 @@ def test_done_marks_the_end_without_output() -> None:
     t = StreamTranslator(provider("deepseek"), "m", Thinking(True), False)
     assert t.feed(b"[DONE]") is None
     assert t.done
+
+
+def test_a_chunk_already_in_the_canonical_dialect_is_relayed_byte_for_byte() -> None:
+    t = StreamTranslator(provider("deepseek"), "up", Thinking(True), False)
+    raw = chunk({"reasoning_content": "hm", "content": None})
+    out = t.feed(raw)
+    assert out == b"data: " + raw + b"\n\n"
+    renamed = StreamTranslator(provider("deepseek"), "deepseek-v4-flash", Thinking(True), False)
+    out = renamed.feed(raw)
+    assert out is not None and orjson.loads(out[6:])["model"] == "deepseek-v4-flash"

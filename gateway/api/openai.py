@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api.asgi import (
     RequestHeaders,
+    RequestIds,
     header_list,
     read_body,
     send_error,
@@ -35,9 +36,10 @@ class ChatCompletions:
 
     def __init__(self, state: GatewayState) -> None:
         self.state = state
+        self._new_id = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = RequestHeaders(scope)
+        headers = RequestHeaders(scope, self._new_id)
         started = False
         try:
             state = self.state

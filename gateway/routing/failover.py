@@ -103,7 +103,8 @@ class Failover:
                 left = deadline - self._clock()
                 if tries >= self.config.max_attempts or left <= 0:
                     break
-                if not panic and not await self.board.acquire(target.key):
+                if not (panic or self.board.closed(target.key)
+                        or await self.board.acquire(target.key)):
                     continue
                 tries += 1
                 try:

@@ -86,6 +86,14 @@ class HealthBoard:
             return now >= b.opened_until
         return b.probe_started is None or now - b.probe_started > self.config.cooldown
 
+    def closed(self, key: str) -> bool:
+        """The common case, answered without a coroutine: closed and not cooling down."""
+        b = self._breakers.get(key)
+        return b is None or (
+            b.state is BreakerState.CLOSED
+            and (not b.cooldown_until or b.cooldown_until <= self._clock())
+        )
+
     async def acquire(self, key: str) -> bool:
         """May this request use `key`? Claims the single probe of a half-open breaker."""
         b = self._breakers.get(key)

@@ -114,3 +114,20 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
     while not gateway.sink.events and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gateway.sink.events[0].status == "client_cancelled"
+
+
+def test_chunks_are_relayed_as_they_arrive_not_buffered(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    """The upstream pauses 100 ms between events: the client must see the first words long
+    before the last (a buffering relay would deliver them all at the end)."""
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=100)
+    gateway = make_gateway(["deepseek"])
+    body = {**BODY, "messages": [{"role": "user", "content": "one two three four five six"}]}
+    arrivals: list[float] = []
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {") and '"content":"' in line:
+                arrivals.append(time.monotonic())
+    assert len(arrivals) >= 6
+    assert arrivals[-1] - arrivals[0] >= 0.5
