@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import random
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ SIM_PREFIX = "/_sim/"
 GARBAGE_BODY = b"<html><body>502 Bad Gateway: upstream said something odd</body></html>"
 GARBAGE_EVENT = b"data: this is not json {\n\n"
 BODY_KEY = web.RequestKey("sim_json_body", object)
+FAIL_SEED = 20_260_724  # the coin of Faults.fail_ratio restarts from here on reset()
 
 
 # --------------------------------------------------------------------------- faults
@@ -50,6 +52,8 @@ class Faults:
     midstream_error_after: int | None = None
     delay_ms: float = 0.0
     chunk_delay_ms: float = 0.0  # extra: pause between stream events (benchmarks)
+    fail_ratio: float = 0.0  # extra: answer fail_status to this share of requests (seeded)
+    fail_status: int = 503
 
     @classmethod
     def from_json(cls, data: JSON) -> Faults:
@@ -339,6 +343,7 @@ class SimulatedProvider:
         self.disconnects = 0
         self._seen_prefixes: set[str] = set()
         self._lock = threading.Lock()
+        self._fail_rng = random.Random(FAIL_SEED)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -444,6 +449,7 @@ class SimulatedProvider:
             self.faults = Faults()
             self.disconnects = 0
             self._seen_prefixes.clear()
+            self._fail_rng.seed(FAIL_SEED)
 
     def cached_tokens(self, messages: list[JSON]) -> int:
         """Prefix words counted as a cache hit if this exact prefix was seen before."""
@@ -475,10 +481,13 @@ class SimulatedProvider:
             self.requests.append(rec)
 
     def _take_forced_status(self) -> tuple[int, float | None] | None:
-        """The forced status for this request, consuming one of status_times."""
+        """The forced status for this request, consuming one of status_times; else, with
+        `fail_ratio`, a seeded coin decides whether this request fails with `fail_status`."""
         with self._lock:
             f = self.faults
             if f.status is None:
+                if f.fail_ratio and self._fail_rng.random() < f.fail_ratio:
+                    return f.fail_status, f.retry_after
                 return None
             status, retry = f.status, f.retry_after
             if f.status_times is not None:
