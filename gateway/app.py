@@ -25,6 +25,7 @@ from gateway.api.json import json_response
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import ModelCatalogue
 from gateway.providers import build_provider
@@ -36,7 +37,7 @@ from gateway.routing.policy import RouteTable
 from gateway.routing.shared import SharedHealth
 from gateway.state import GatewayState
 from gateway.upstream import UpstreamClient
-from gateway.usage import LogUsageSink, UsageSink
+from gateway.usage import FanOutSink, LogUsageSink, UsageSink
 
 log = logging.getLogger("gateway")
 
@@ -77,12 +78,15 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         if config.redis_url else None
     )
     client = UpstreamClient()
+    metrics = GatewayMetrics(board, [t.key for t in routes.all_targets()])
+    sinks: list[UsageSink] = [metrics, usage_sink or LogUsageSink()]
     state = GatewayState(
         config=config,
         catalogue=ModelCatalogue(config),
         routes=routes,
         client=client,
-        proxy=ChatProxy(failover, client, usage_sink or LogUsageSink()),
+        proxy=ChatProxy(failover, client, FanOutSink(sinks)),
+        metrics=metrics,
         board=board,
         shared_health=shared,
         auth=Authenticator(
@@ -111,6 +115,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app.router.add_route("/v1/models", openai.list_models, methods=["GET"])
     app.router.add_route("/models", openai.list_models, methods=["GET"])
     app.router.add_route("/healthz", ops.healthz, methods=["GET"])
+    app.router.add_route("/metrics", ops.metrics, methods=["GET"])
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -49,11 +50,24 @@ def serve(
     if workers > 1:
         if config is not None:
             os.environ["SWITCHYARD_CONFIG"] = str(config.resolve())
+        _prepare_multiprocess_metrics()
         uvicorn.run("gateway.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     else:
         from gateway.app import create_app
 
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Workers share Prometheus values through files in one directory, emptied at start so
+    counts from an earlier run never leak into this one."""
+    from gateway.metrics import MULTIPROC_ENV
+
+    path = Path(os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="switchyard-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
 
 
 @cli.command("check-config")

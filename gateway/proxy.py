@@ -71,13 +71,19 @@ class ChatProxy:
         started = time.monotonic()
         event = self._event(req, request_id)
 
+        upstream_s = 0.0
+
         async def attempt(target: Target, seconds_left: float) -> tuple[bytes, Usage | None]:
+            nonlocal upstream_s
             began = time.monotonic()
-            if seconds_left < target.provider.timeouts.total:
-                async with _Deadline(target, seconds_left):
+            try:
+                if seconds_left < target.provider.timeouts.total:
+                    async with _Deadline(target, seconds_left):
+                        answer = await self._complete_once(target, req)
+                else:  # aiohttp's own total timeout already bounds the attempt
                     answer = await self._complete_once(target, req)
-            else:  # aiohttp's own total timeout already bounds the attempt
-                answer = await self._complete_once(target, req)
+            finally:
+                upstream_s += time.monotonic() - began
             self._failover.latency.observe(target.key, time.monotonic() - began)
             return answer
 
@@ -87,6 +93,7 @@ class ChatProxy:
             raise self._failed(event, failed, started) from None
         body, usage = served.result
         event.ttft_s = time.monotonic() - started
+        event.overhead_s = event.ttft_s - upstream_s
         self._finish(event, "ok", served.target, served.attempts, usage, started)
         return Completion(body, served.target, served.attempts)
 
@@ -119,16 +126,26 @@ class ChatProxy:
         started = time.monotonic()
         event = self._event(req, request_id)
 
+        upstream_s = 0.0
+
         async def attempt(target: Target, seconds_left: float) -> _OpenStream:
+            nonlocal upstream_s
+            began = time.monotonic()
             # The first-byte timeout covers everything up to the first token: keep-alive
             # comments before it do not count as progress.
-            async with _Deadline(target, min(seconds_left, target.provider.timeouts.first_byte)):
-                return await self._open_stream(target, req)
+            try:
+                async with _Deadline(
+                    target, min(seconds_left, target.provider.timeouts.first_byte)
+                ):
+                    return await self._open_stream(target, req)
+            finally:
+                upstream_s += time.monotonic() - began
 
         try:
             served = await self._failover.run(req.model.canonical, pinned, attempt)
         except AllTargetsFailed as failed:
             raise self._failed(event, failed, started) from None
+        event.overhead_s = time.monotonic() - started - upstream_s
         event.attempts = served.attempts.items
         opened = served.result
         if opened.translator.first_token_at is not None:

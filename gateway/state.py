@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
+from gateway.metrics import GatewayMetrics
 from gateway.models import ModelCatalogue
 from gateway.proxy import ChatProxy
 from gateway.routing.health import HealthBoard
@@ -21,6 +22,7 @@ class GatewayState:
     routes: RouteTable
     client: UpstreamClient
     proxy: ChatProxy
+    metrics: GatewayMetrics
     auth: Authenticator
     board: HealthBoard
     shared_health: SharedHealth | None

@@ -76,12 +76,25 @@ class UsageEvent:
     started_at: float = field(default_factory=time.time)
     latency_s: float = 0.0
     ttft_s: float | None = None
+    overhead_s: float | None = None
+    cost_usd: float | None = None
 
 
 class UsageSink(Protocol):
     """Takes a finished request's event without ever making the client wait."""
 
     def record(self, event: UsageEvent) -> None: ...
+
+
+class FanOutSink:
+    """Hands each event to several sinks (metrics, the metering writer, a test's collector)."""
+
+    def __init__(self, sinks: list[UsageSink]) -> None:
+        self._sinks = sinks
+
+    def record(self, event: UsageEvent) -> None:
+        for sink in self._sinks:
+            sink.record(event)
 
 
 class LogUsageSink:

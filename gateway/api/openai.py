@@ -41,6 +41,8 @@ class ChatCompletions:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = RequestHeaders(scope, self._new_id)
         started = False
+        in_flight = self.state.metrics.in_flight
+        in_flight.inc()
         try:
             state = self.state
             client = scope.get("client")
@@ -73,6 +75,8 @@ class ChatCompletions:
                 await send_error(send, GatewayError(
                     f"The gateway hit an internal error (request id {headers.request_id}).",
                     code="internal_error"), headers.request_id)
+        finally:
+            in_flight.dec()
 
 
 async def list_models(request: Request) -> Response:

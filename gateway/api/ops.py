@@ -14,6 +14,14 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition. Unauthenticated, like most scrape targets: it carries counts and
+    state, never keys, prompts or client identities."""
+    state: GatewayState = request.app.state.gateway
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
 async def readyz(request: Request) -> Response:
     """Ready: the upstream pool is open and at least one provider can serve traffic."""
     state: GatewayState = request.app.state.gateway

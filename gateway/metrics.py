@@ -1,0 +1,136 @@
+"""Prometheus metrics: what a team's dashboard and an operator's alerts read from `/metrics`.
+
+`GatewayMetrics` owns its own registry (no module-level state) and is itself a usage sink: each
+finished request's event becomes counter and histogram updates, so the hot path pays one call.
+Gauges that describe state rather than events (breakers, the usage writer's queue) are read at
+scrape time by a collector.
+
+Several worker processes: when `PROMETHEUS_MULTIPROC_DIR` is set (`gateway serve --workers N`
+sets it), prometheus-client keeps values in shared files and `/metrics` merges every worker's.
+
+Label sets stay bounded: canonical model names, provider names and fixed status words only;
+never request ids, keys or client-supplied strings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from gateway.routing.health import BreakerState, HealthBoard
+from gateway.usage import UsageEvent
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# LLM answers take from ~100 ms to many minutes.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+StateProbe = Callable[[], float]
+
+
+class GatewayMetrics:
+    def __init__(self, board: HealthBoard, target_keys: list[str]) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = CollectorRegistry(auto_describe=True)
+        # In multiprocess mode values live in files; the metric objects must not be registered
+        # (the MultiProcessCollector reads them all back at scrape time).
+        own = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "gateway_requests", "Chat requests by outcome.",
+            ["model", "provider", "status"], registry=own)
+        self.duration = Histogram(
+            "gateway_request_duration_seconds", "Time from request to the end of the answer.",
+            ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=own)
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds", "Time from request to the first token.",
+            ["model", "provider"], buckets=_TTFT_BUCKETS, registry=own)
+        self.tokens = Counter(
+            "gateway_tokens", "Tokens by type: prompt, cache_hit, completion, reasoning.",
+            ["model", "provider", "type"], registry=own)
+        self.cost = Counter(
+            "gateway_cost_usd", "Metered cost in US dollars.",
+            ["model", "provider"], registry=own)
+        self.attempts = Counter(
+            "gateway_upstream_attempts", "Upstream attempts by outcome (HTTP status or kind).",
+            ["provider", "outcome"], registry=own)
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Time the gateway itself adds: latency to the first byte minus upstream time.",
+            buckets=_OVERHEAD_BUCKETS, registry=own)
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests", "Chat requests being served now.",
+            registry=own, multiprocess_mode="livesum")
+        self._state = _StateCollector(board, target_keys)
+        if self.multiprocess:
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        self.registry.register(self._state)
+
+    def add_gauge(self, name: str, documentation: str, probe: StateProbe) -> None:
+        """Expose values read at scrape time (e.g. the usage writer's queue depth)."""
+        self._state.extra.append((name, documentation, probe))
+
+    def record(self, event: UsageEvent) -> None:
+        """UsageSink: one finished request."""
+        provider = event.provider or "none"
+        model = event.model
+        self.requests.labels(model, provider, event.status).inc()
+        for attempt_provider, outcome in event.attempts:
+            self.attempts.labels(attempt_provider, outcome).inc()
+        if event.provider is None:
+            return
+        self.duration.labels(model, provider).observe(event.latency_s)
+        if event.ttft_s is not None:
+            self.ttft.labels(model, provider).observe(event.ttft_s)
+        if event.overhead_s is not None:
+            self.overhead.observe(max(0.0, event.overhead_s))
+        usage = event.usage
+        if usage is not None:
+            tokens = self.tokens
+            tokens.labels(model, provider, "prompt").inc(usage.prompt_tokens)
+            tokens.labels(model, provider, "completion").inc(usage.completion_tokens)
+            if usage.cache_hit_tokens:
+                tokens.labels(model, provider, "cache_hit").inc(usage.cache_hit_tokens)
+            if usage.reasoning_tokens:
+                tokens.labels(model, provider, "reasoning").inc(usage.reasoning_tokens)
+        if event.cost_usd:
+            self.cost.labels(model, provider).inc(event.cost_usd)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector(Collector):
+    """Breaker states and other gauges that are read, not counted."""
+
+    def __init__(self, board: HealthBoard, target_keys: list[str]) -> None:
+        self._board = board
+        self._keys = sorted(set(target_keys))
+        self.extra: list[tuple[str, str, StateProbe]] = []
+
+    def collect(self) -> Iterator[Any]:
+        breaker = GaugeMetricFamily(
+            "gateway_breaker_state",
+            "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
+            labels=["provider", "upstream_model"])
+        for key in self._keys:
+            provider, _, model = key.partition("/")
+            breaker.add_metric([provider, model], _BREAKER_VALUE[self._board.state(key)])
+        yield breaker
+        for name, documentation, probe in self.extra:
+            yield GaugeMetricFamily(name, documentation, value=probe())
