@@ -1,0 +1,215 @@
+"""Requests-per-minute and tokens-per-minute limits, for keys and for teams.
+
+Fixed one-minute windows: exact (every process counts in the same Redis keys, and one Lua
+script checks every limit of a request and counts it, atomically) and cheap (two integers per
+limit and minute). A request is checked against all its limits at once (its key's and its
+team's): it is admitted only if every one has room, and then it counts against all of them.
+Tokens are only known when the answer ends, so they are charged afterwards; a limit whose token
+budget for the minute is spent refuses new requests until the next minute.
+
+Without Redis (or while it is down) the same rules run in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("gateway.limits")
+
+WINDOW_SECONDS = 60
+_PREFIX = "switchyard:rl:"
+
+# KEYS: per limit, its request counter then its token counter (this window).
+# ARGV: window ttl, then per limit: rpm, tpm (0 = no limit).
+# Returns: {allowed (1/0), index of the refusing limit (1-based, 0 if none), kind
+# (1 requests, 2 tokens), then per limit: requests used, tokens used}.
+_ADMIT = """
+local ttl = tonumber(ARGV[1])
+local n = #KEYS / 2
+local used = {}
+for i = 1, n do
+  local req = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local tok = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  local rpm, tpm = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  if rpm > 0 and req + 1 > rpm then return {0, i, 1} end
+  if tpm > 0 and tok >= tpm then return {0, i, 2} end
+  used[2 * i - 1] = req + 1
+  used[2 * i] = tok
+end
+for i = 1, n do
+  redis.call('INCR', KEYS[2 * i - 1])
+  redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
+end
+local out = {1, 0, 0}
+for i = 1, #used do out[#out + 1] = used[i] end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One subject's limits, e.g. `Limit("key:3f2a", rpm=60, tpm=100_000)`; None = unlimited."""
+
+    subject: str
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    headers: dict[str, str]
+    retry_after: float = 0.0
+    refused_by: Limit | None = None
+    refused_kind: str | None = None  # "requests" or "tokens"
+
+
+class RateLimiter:
+    """Checks and counts requests; charges tokens. Redis when given a URL, else in-process."""
+
+    def __init__(self, redis_url: str | None, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._redis = (
+            redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if redis_url else None
+        )
+        self._admit_script = self._redis.register_script(_ADMIT) if self._redis else None
+        self._local: dict[str, int] = {}
+        self._local_window = -1
+        self._redis_ok = True
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def admit(self, limits: Sequence[Limit]) -> Decision:
+        """Admit and count one request against every limit, or refuse it."""
+        active = [lim for lim in limits if lim.rpm or lim.tpm]
+        if not active:
+            return Decision(True, {})
+        now = self._clock()
+        window = int(now // WINDOW_SECONDS)
+        reset = (window + 1) * WINDOW_SECONDS - now
+        result = await self._admit_redis(active, window) if self._redis else None
+        if result is None:
+            result = self._admit_local(active, window)
+        allowed, index, kind, used = result
+        if not allowed:
+            refused = active[index - 1]
+            what = "requests" if kind == 1 else "tokens"
+            limit = refused.rpm if kind == 1 else refused.tpm
+            headers = {
+                f"x-ratelimit-limit-{what}": str(limit),
+                f"x-ratelimit-remaining-{what}": "0",
+                f"x-ratelimit-reset-{what}": f"{math.ceil(reset)}s",
+            }
+            return Decision(False, headers, retry_after=reset, refused_by=refused,
+                            refused_kind=what)
+        return Decision(True, _headers(active, used, reset))
+
+    async def charge_tokens(self, limits: Sequence[Limit], tokens: int) -> None:
+        """Count an answer's tokens against the limits that have a token budget."""
+        active = [lim for lim in limits if lim.tpm]
+        if not active or tokens <= 0:
+            return
+        window = int(self._clock() // WINDOW_SECONDS)
+        if self._redis is not None and self._redis_ok:
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    for lim in active:
+                        key = _key(lim, "tok", window)
+                        pipe.incrby(key, tokens)
+                        pipe.expire(key, 2 * WINDOW_SECONDS)
+                    await pipe.execute()
+                return
+            except (RedisError, OSError) as exc:
+                self._redis_down(exc)
+        self._roll_local(window)
+        for lim in active:
+            name = _key(lim, "tok", window)
+            self._local[name] = self._local.get(name, 0) + tokens
+
+    async def _admit_redis(
+        self, limits: list[Limit], window: int
+    ) -> tuple[bool, int, int, list[int]] | None:
+        assert self._admit_script is not None
+        keys: list[str] = []
+        args: list[int] = [2 * WINDOW_SECONDS]
+        for lim in limits:
+            keys += [_key(lim, "req", window), _key(lim, "tok", window)]
+            args += [lim.rpm or 0, lim.tpm or 0]
+        try:
+            raw = await self._admit_script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            self._redis_down(exc)
+            return None
+        if not self._redis_ok:
+            log.info("rate limits are shared through Redis again")
+            self._redis_ok = True
+        values = [int(v) for v in raw]
+        return bool(values[0]), values[1], values[2], values[3:]
+
+    def _admit_local(
+        self, limits: list[Limit], window: int
+    ) -> tuple[bool, int, int, list[int]]:
+        self._roll_local(window)
+        used: list[int] = []
+        for i, lim in enumerate(limits, start=1):
+            req = self._local.get(_key(lim, "req", window), 0)
+            tok = self._local.get(_key(lim, "tok", window), 0)
+            if lim.rpm and req + 1 > lim.rpm:
+                return False, i, 1, []
+            if lim.tpm and tok >= lim.tpm:
+                return False, i, 2, []
+            used += [req + 1, tok]
+        for lim in limits:
+            name = _key(lim, "req", window)
+            self._local[name] = self._local.get(name, 0) + 1
+        return True, 0, 0, used
+
+    def _roll_local(self, window: int) -> None:
+        if window != self._local_window:
+            self._local.clear()
+            self._local_window = window
+
+    def _redis_down(self, exc: BaseException) -> None:
+        if self._redis_ok:
+            log.warning("Redis unavailable for rate limits, counting in-process: %s",
+                        type(exc).__name__)
+        self._redis_ok = False
+
+
+def _key(limit: Limit, kind: str, window: int) -> str:
+    return f"{_PREFIX}{limit.subject}:{kind}:{window}"
+
+
+def _headers(limits: list[Limit], used: list[int], reset: float) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers, for the tightest request and token limits."""
+    if not used:
+        return {}
+    reset_text = f"{math.ceil(reset)}s"
+    out: dict[str, str] = {}
+    request_room = [
+        (lim.rpm, lim.rpm - used[2 * i]) for i, lim in enumerate(limits) if lim.rpm
+    ]
+    token_room = [
+        (lim.tpm, lim.tpm - used[2 * i + 1]) for i, lim in enumerate(limits) if lim.tpm
+    ]
+    if request_room:
+        limit, remaining = min(request_room, key=lambda pair: pair[1])
+        out["x-ratelimit-limit-requests"] = str(limit)
+        out["x-ratelimit-remaining-requests"] = str(max(0, remaining))
+        out["x-ratelimit-reset-requests"] = reset_text
+    if token_room:
+        limit, remaining = min(token_room, key=lambda pair: pair[1])
+        out["x-ratelimit-limit-tokens"] = str(limit)
+        out["x-ratelimit-remaining-tokens"] = str(max(0, remaining))
+        out["x-ratelimit-reset-tokens"] = reset_text
+    return out
