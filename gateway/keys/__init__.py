@@ -1,0 +1,1 @@
+"""Virtual keys and teams: who is calling, and what they may do."""

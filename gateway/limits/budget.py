@@ -1,0 +1,122 @@
+"""Budgets: a cap in USD per key or team per UTC day or month.
+
+Checked before the upstream call against the running spend, charged after from the metered
+cost. The running spend starts, for each period, from what the usage table says was already
+spent (so a restart forgets nothing) and then grows in Redis (shared by every process, one
+INCRBYFLOAT per charge) or in-process without Redis. A request that starts under the cap may
+end a little over it; the next one is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.keys.principal import Budget, Period
+
+log = logging.getLogger("gateway.limits")
+
+_PREFIX = "switchyard:spend:"
+_TTL_SECONDS = 40 * 86400
+
+# Spend already recorded in the database for `subject` since `since`.
+SpendLoader = Callable[[str, datetime], Awaitable[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    budget: Budget
+    spent: float
+    resets_at: datetime
+
+    def message(self) -> str:
+        kind, _, name = self.budget.subject.partition(":")
+        return (
+            f"The {self.budget.period}ly budget of {kind} '{name}' is exhausted: spent "
+            f"${self.spent:.4f} of ${self.budget.usd:.2f}. It resets at "
+            f"{self.resets_at.strftime('%Y-%m-%dT%H:%M:%SZ')}."
+        )
+
+
+def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime, str]:
+    """Start, end and id of the UTC calendar period containing `now`."""
+    if period == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = datetime.fromtimestamp(start.timestamp() + 86400, UTC)
+        return start, end, start.strftime("%Y-%m-%d")
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
+        month=start.month + 1)
+    return start, end, start.strftime("%Y-%m")
+
+
+class BudgetTracker:
+    def __init__(
+        self, redis_url: str | None, load_spend: SpendLoader,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._load = load_spend
+        self._clock = clock
+        self._redis = (
+            redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if redis_url else None
+        )
+        self._local: dict[str, float] = {}
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def check(self, budgets: Sequence[Budget]) -> Exhausted | None:
+        """The first exhausted budget among `budgets`, or None if all have room."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        for budget in budgets:
+            start, end, period_id = period_bounds(budget.period, now)
+            spent = await self._spent(budget.subject, period_id, start)
+            if spent >= budget.usd:
+                return Exhausted(budget, spent, end)
+        return None
+
+    async def charge(self, budgets: Sequence[Budget], usd: float) -> None:
+        if usd <= 0:
+            return
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        for budget in budgets:
+            start, _, period_id = period_bounds(budget.period, now)
+            await self._spent(budget.subject, period_id, start)  # make sure it is seeded
+            name = _key(budget.subject, period_id)
+            if self._redis is not None:
+                try:
+                    await self._redis.incrbyfloat(name, usd)
+                    continue
+                except (RedisError, OSError) as exc:
+                    log.warning("Redis unavailable for budgets, counting in-process: %s",
+                                type(exc).__name__)
+            self._local[name] = self._local.get(name, 0.0) + usd
+
+    async def _spent(self, subject: str, period_id: str, start: datetime) -> float:
+        name = _key(subject, period_id)
+        if self._redis is not None:
+            try:
+                value = await self._redis.get(name)
+                if value is None:
+                    seed = await self._load(subject, start)
+                    await self._redis.set(name, seed, nx=True, ex=_TTL_SECONDS)
+                    value = await self._redis.get(name)
+                return float(value or 0.0) + self._local.get(name, 0.0)
+            except (RedisError, OSError) as exc:
+                log.warning("Redis unavailable for budgets, counting in-process: %s",
+                            type(exc).__name__)
+        if name not in self._local:
+            self._local[name] = await self._load(subject, start)
+        return self._local[name]
+
+
+def _key(subject: str, period_id: str) -> str:
+    return f"{_PREFIX}{subject}:{period_id}"
