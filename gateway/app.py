@@ -20,11 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway.api import openai, ops
+from gateway.api import admin, openai, ops
 from gateway.api.json import json_response
+from gateway.api.schema import document_chat_route
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.metering.cost import PricingSink
+from gateway.metering.setup import build_writer, price_book
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import ModelCatalogue
@@ -80,12 +83,17 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     client = UpstreamClient()
     metrics = GatewayMetrics(board, [t.key for t in routes.all_targets()])
     sinks: list[UsageSink] = [metrics, usage_sink or LogUsageSink()]
+    # Metering is on by default; a test that hands in its own sink gets it too only when it
+    # configures a database (DATABASE_URL or metering.enabled), so test gateways stay off disk.
+    metering = build_writer(config, custom_sink=usage_sink is not None)
+    if metering is not None:
+        sinks.append(metering)
     state = GatewayState(
         config=config,
         catalogue=ModelCatalogue(config),
         routes=routes,
         client=client,
-        proxy=ChatProxy(failover, client, FanOutSink(sinks)),
+        proxy=ChatProxy(failover, client, PricingSink(price_book(config), FanOutSink(sinks))),
         metrics=metrics,
         board=board,
         shared_health=shared,
@@ -99,6 +107,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         await client.start()
         if shared is not None:
             await shared.start()
+        if metering is not None:
+            await metering.start()
         _announce(state)
         try:
             yield
@@ -106,17 +116,22 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
             if shared is not None:
                 await shared.close()
             await client.close()
+            if metering is not None:  # last: requests finishing during shutdown are metered
+                await metering.close()
 
     app = FastAPI(title="Switchyard", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None)
     app.state.gateway = state
+    app.state.metering = metering  # MeteringWriter | None: queue_depth, spooled_rows
     for path in openai.CHAT_PATHS:  # POST never reaches FastAPI; other methods get a 405
         app.router.add_route(path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
+    document_chat_route(app, openai.CHAT_PATHS, state.catalogue.names())
     app.router.add_route("/v1/models", openai.list_models, methods=["GET"])
     app.router.add_route("/models", openai.list_models, methods=["GET"])
     app.router.add_route("/healthz", ops.healthz, methods=["GET"])
     app.router.add_route("/metrics", ops.metrics, methods=["GET"])
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
+    app.router.add_route("/admin/usage", admin.usage, methods=["GET"])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     return GatewayApp(app, openai.ChatCompletions(state))

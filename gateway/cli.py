@@ -1,10 +1,12 @@
-"""`gateway` command: serve, check-config, models."""
+"""`gateway` command: serve, check-config, models, migrate, usage."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -93,6 +95,104 @@ def models(config: ConfigOption = None) -> None:
         resolved = catalogue.resolve(name)
         thinking = "thinking on" if resolved.default_thinking else "thinking off"
         typer.echo(f"{name:32} -> {resolved.canonical} ({thinking})")
+
+
+@cli.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create or upgrade the usage tables (DATABASE_URL, else the SQLite file)."""
+    from gateway.db import migrate as migrations
+    from gateway.db.engine import create_engine, redacted
+    from gateway.metering.setup import database_url
+
+    url = database_url(_load(config))
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        typer.secho(f"error: migrating {redacted(url)} failed: {exc}", err=True,
+                    fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"usage database at {redacted(url)} is up to date")
+
+
+@cli.command()
+def usage(
+    config: ConfigOption = None,
+    group_by: Annotated[str, typer.Option(
+        "--group-by", "-g", help="model, provider, key, team or day.")] = "model",
+    start: Annotated[str | None, typer.Option(
+        "--from", help="ISO date or datetime (UTC), inclusive.")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="ISO date or datetime (UTC), exclusive.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+) -> None:
+    """Requests, tokens and cost per group, read from the usage database."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.api.admin import parse_time
+    from gateway.db.queries import GROUP_BYS
+    from gateway.db.store import UsageStore
+    from gateway.errors import InvalidRequest
+    from gateway.metering.setup import database_url
+
+    if group_by not in GROUP_BYS:
+        typer.secho(f"error: --group-by must be one of {', '.join(GROUP_BYS)}", err=True,
+                    fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    try:
+        since, until = parse_time(start, "--from"), parse_time(end, "--to")
+    except InvalidRequest as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    store = UsageStore(database_url(_load(config)), auto_migrate=False)
+
+    async def run() -> list[dict[str, object]]:
+        try:
+            return await store.report(group_by, since, until)  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    try:
+        rows = asyncio.run(run())
+    except Exception as exc:
+        typer.secho(f"error: cannot read usage: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"usage by {group_by}" + _span(since, until))
+    columns = [group_by, "requests", "errors", "prompt_tokens", "cache_hit_tokens",
+               "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",
+               "provider_cost_usd"]
+    for name in columns:
+        table.add_column(name.replace("_tokens", "").replace("_", " "),
+                         justify="left" if name == group_by else "right")
+    for row in rows:
+        table.add_row(*(_cell(row.get(name)) for name in columns))
+    Console().print(table)
+
+
+def _span(since: datetime | None, until: datetime | None) -> str:
+    if since is None and until is None:
+        return ""
+    return f" ({since.isoformat() if since else '...'} to {until.isoformat() if until else '...'})"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gateway.metering.prices import PriceBookData
+
 ProviderKind = Literal["deepseek", "openrouter", "ollama"]
 
 
@@ -127,8 +129,27 @@ class RoutingConfig(_Strict):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
 
+class MeteringConfig(_Strict):
+    """Usage rows into the database (see gateway/metering/writer.py)."""
+
+    # None: on, unless create_app was handed its own usage sink and no database_url is set
+    # (so test gateways stay off disk unless they ask).
+    enabled: bool | None = None
+    sqlite_path: str = "switchyard.db"  # used when database_url is unset
+    batch_size: int = Field(default=1000, ge=1, le=50_000)
+    flush_interval: float = Field(default=0.5, gt=0)
+    queue_size: int = Field(default=10_000, ge=1)
+    spool_path: str = "switchyard-spool"  # a directory: one JSON-lines file per process
+    auto_migrate: bool = True
+    retry_max: float = Field(default=10.0, gt=0)  # longest wait between database retries
+    insert_timeout: float = Field(default=10.0, gt=0)
+
+
 class GatewayConfig(_Strict):
     master_key: SecretStr | None = None
+    database_url: SecretStr | None = None
+    metering: MeteringConfig = Field(default_factory=MeteringConfig)
+    prices: PriceBookData = Field(default_factory=PriceBookData)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     allow_provider_pin: bool = True
@@ -153,6 +174,12 @@ class GatewayConfig(_Strict):
                     raise ValueError(
                         f"routes.{model}[{i}].provider: unknown provider {target.provider!r}"
                     )
+        from gateway.db.engine import async_url
+        from gateway.metering.prices import PriceBook
+
+        PriceBook.load(self.prices)  # unknown peak windows are refused at start
+        if self.database_url is not None:
+            async_url(self.database_url.get_secret_value(), self.metering.sqlite_path)
         return self
 
     def usable_providers(self) -> dict[str, ProviderConfig]:
@@ -224,6 +251,8 @@ def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
         merged["master_key"] = env["GATEWAY_MASTER_KEY"]
     if env.get("REDIS_URL"):
         merged["redis_url"] = env["REDIS_URL"]
+    if env.get("DATABASE_URL"):
+        merged["database_url"] = env["DATABASE_URL"]
     for provider in (merged.get("providers") or {}).values():
         if not isinstance(provider, dict):
             continue

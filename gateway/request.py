@@ -17,6 +17,8 @@ from gateway.errors import InvalidRequest
 from gateway.models import ModelCatalogue, ResolvedModel
 from gateway.thinking import Thinking, extract_thinking
 
+_MAX_CHOICES = 128  # OpenAI's own bound on `n`
+
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 # Optional fields whose type we check: name -> (accepted types, description for the message).
@@ -75,8 +77,8 @@ def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> ChatRequest:
         ):
             raise InvalidRequest(f"'{name}' must be {description}", param=name)
     n = body.get("n")
-    if n is not None and n < 1:
-        raise InvalidRequest("'n' must be at least 1", param="n")
+    if n is not None and not 1 <= n <= _MAX_CHOICES:
+        raise InvalidRequest(f"'n' must be between 1 and {_MAX_CHOICES}", param="n")
 
     model = catalogue.resolve(model_name)
     thinking = extract_thinking(body, model.default_thinking)

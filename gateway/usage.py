@@ -73,6 +73,8 @@ class UsageEvent:
     attempts: list[tuple[str, str]] = field(default_factory=list)
     error_type: str | None = None
     client_user: str | None = None
+    key_id: str | None = None  # gateway keys and teams arrive with a later issue
+    team: str | None = None
     started_at: float = field(default_factory=time.time)
     latency_s: float = 0.0
     ttft_s: float | None = None

@@ -76,7 +76,9 @@ def test_unknown_model_is_404_model_not_found(catalogue: ModelCatalogue) -> None
         (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'
          b' "max_tokens": true}', "'max_tokens' must be an integer"),
         (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'
-         b' "n": 0}', "'n' must be at least 1"),
+         b' "n": 0}', "'n' must be between 1 and 128"),
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'
+         b' "n": 100000}', "'n' must be between 1 and 128"),
     ],
 )
 def test_malformed_requests_say_what_is_wrong(

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import GatewayFactory, Upstreams
@@ -56,6 +57,10 @@ def test_requests_tokens_and_latency_are_counted(
     assert value(m, "gateway_overhead_seconds_count") == 4
     assert value(m, "gateway_upstream_attempts_total", provider="deepseek", outcome="200") == 4
     assert value(m, "gateway_in_flight_requests") == 0
+    # the price book's DeepSeek flash price on today's date, for the same tokens
+    assert value(m, "gateway_cost_usd_total", **flash) > 0
+    assert sum(e.cost_usd or 0 for e in gateway.sink.events) == pytest.approx(
+        value(m, "gateway_cost_usd_total", **flash))
     assert value(m, "gateway_breaker_state", provider="deepseek",
                  upstream_model="deepseek-v4-flash") == 0
 
@@ -108,12 +113,14 @@ def test_several_worker_processes_report_one_total(
     port = _free_port()
     env = {**os.environ, "DEEPSEEK_API_KEY": upstreams.deepseek.key,
            "DEEPSEEK_BASE_URL": upstreams.deepseek.base_url,
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    for name in ("OPENROUTER_API_KEY", "OLLAMA_API_KEY", "GATEWAY_MASTER_KEY", "DATABASE_URL"):
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'usage.db'}"}
+    for name in ("OPENROUTER_API_KEY", "OLLAMA_API_KEY", "GATEWAY_MASTER_KEY"):
         env.pop(name, None)
+    (tmp_path / "metrics").mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--workers", "2",
-         "--log-level", "warning"], env=env, start_new_session=True)
+         "--log-level", "warning"], env=env, start_new_session=True, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -135,7 +142,7 @@ def test_several_worker_processes_report_one_total(
             m = scrape(base)
             assert value(m, "gateway_requests_total", model="deepseek-v4-flash",
                          provider="deepseek", status="ok") == n
-        assert len(list(tmp_path.glob("counter_*.db"))) == 2  # both workers served
+        assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2  # both served
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)

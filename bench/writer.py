@@ -1,0 +1,94 @@
+"""Metering writer throughput: rows/s from `record()` to committed Postgres rows.
+
+    .venv/bin/python bench/writer.py [--rows 100000] [--batch-size 1000] [--url postgresql://...]
+
+Creates a scratch database (switchyard_bench_<random>) on the server in --url (default
+postgres@127.0.0.1:5432), migrates it, records --rows usage events as fast as one event loop
+can, waits until every row is committed, counts them, and drops the database. Prints the
+rows/s and the line to paste into bench/RESULTS-metering.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.db.engine import async_url
+from gateway.db.store import UsageStore
+from gateway.metering.prices import PriceBook
+from gateway.metering.spool import Spool
+from gateway.metering.writer import MeteringWriter
+from gateway.usage import Usage, UsageEvent
+
+
+def event(i: int) -> UsageEvent:
+    return UsageEvent(
+        request_id=f"bench-{i}", requested_model="deepseek-chat", model="deepseek-v4-flash",
+        thinking="off", stream=bool(i % 2), status="ok", provider="deepseek",
+        upstream_model="deepseek-v4-flash", attempts=[("deepseek", "200")],
+        usage=Usage(prompt_tokens=1200, completion_tokens=300, cache_hit_tokens=1000,
+                    cache_miss_tokens=200, reasoning_tokens=120),
+        client_user="bench", latency_s=0.8, ttft_s=0.2,
+    )
+
+
+async def run(server: str, rows: int, batch_size: int, queue_size: int) -> float:
+    name = f"switchyard_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = async_url(server.rsplit("/", 1)[0] + "/" + name, "unused")
+        with tempfile.TemporaryDirectory() as spool_dir:
+            writer = MeteringWriter(UsageStore(url), Spool(spool_dir), PriceBook.load(),
+                                    batch_size=batch_size, flush_interval=0.05,
+                                    queue_size=queue_size)
+            await writer.start()
+            events = [event(i) for i in range(rows)]
+            started = time.perf_counter()
+            for i, ev in enumerate(events):
+                writer.record(ev)
+                if i % 1000 == 999:
+                    await asyncio.sleep(0)  # let the writer run, as a busy gateway would
+            if not await writer.flush(within=600):
+                raise SystemExit("the writer did not drain in 600 s")
+            elapsed = time.perf_counter() - started
+            spilled = writer.rows_stored
+            await writer.close()
+        conn = await asyncpg.connect(server.rsplit("/", 1)[0] + "/" + name)
+        stored = await conn.fetchval("SELECT count(*) FROM usage")
+        await conn.close()
+        if stored != rows:
+            raise SystemExit(f"stored {stored} rows, expected {rows}")
+        print(f"{rows} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
+              f"(batch {batch_size}, queue {queue_size}, stored by writer {spilled})")
+        return rows / elapsed
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a Postgres server (any database on it; a scratch one is created)")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--queue-size", type=int, default=200_000)
+    args = parser.parse_args()
+    uvloop.run(run(args.url, args.rows, args.batch_size, args.queue_size))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The usage store: one engine, schema kept current, batch inserts, reports.
+
+Owned by the app (built in create_app, closed in the lifespan) and by the CLI; nothing here
+is global. `prepare()` is retried by the writer until it succeeds, so a gateway started while
+its database is down still migrates and catches up once the database is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.db import migrate, queries
+from gateway.db.engine import create_engine, redacted
+
+log = logging.getLogger("gateway.metering")
+
+
+class UsageStore:
+    def __init__(self, url: str, *, auto_migrate: bool = True,
+                 engine: AsyncEngine | None = None) -> None:
+        self.url = url
+        self.engine = engine or create_engine(url)
+        self._auto_migrate = auto_migrate
+        self._prepared = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def prepare(self) -> None:
+        """Run pending migrations once (if auto_migrate); raise if the database is down."""
+        if self._prepared:
+            return
+        async with self._lock:
+            if self._prepared:
+                return
+            if self._auto_migrate:
+                await migrate.upgrade(self.engine)
+                log.info("usage database ready at %s", redacted(self.url))
+            self._prepared = True
+
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.prepare()
+        async with self.engine.begin() as conn:
+            await queries.insert_rows(conn, rows)
+
+    async def report(self, group_by: queries.GroupBy, start: datetime | None,
+                     end: datetime | None) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return await queries.usage_report(conn, group_by, start, end)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

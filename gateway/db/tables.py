@@ -1,0 +1,60 @@
+"""SQLAlchemy Core tables. Migrations in gateway/migrations/versions must match these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# One row per finished request. `id` is minted by the gateway when the row is built (before any
+# spooling), so a row replayed twice is inserted once; `request_id` may come from the client
+# (x-request-id) and is therefore indexed but not unique.
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("key_id", String(64)),
+    Column("team", String(128)),
+    Column("client_user", String(256)),
+    Column("requested_model", String(128), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("provider", String(64)),
+    Column("upstream_model", String(128)),
+    Column("thinking", String(32), nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error_type", String(64)),
+    Column("attempts", Text, nullable=False, default=""),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("cache_hit_tokens", Integer, nullable=False, default=0),
+    Column("cache_miss_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("provider_cost_usd", Float),
+    Column("peak", Boolean, nullable=False, default=False),
+    Column("estimated", Boolean, nullable=False, default=False),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("ttft_ms", Float),
+    Index("ix_usage_ts", "ts"),
+    Index("ix_usage_request_id", "request_id"),
+    Index("ix_usage_key_ts", "key_id", "ts"),
+    Index("ix_usage_team_ts", "team", "ts"),
+    Index("ix_usage_model_ts", "model", "ts"),
+    Index("ix_usage_provider_ts", "provider", "ts"),
+)
+
+COLUMNS = tuple(c.name for c in usage.columns)

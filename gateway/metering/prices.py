@@ -1,0 +1,184 @@
+"""The price book: what a token cost at a given provider, for a given model, at a given time.
+
+Prices change by date (DeepSeek's 2026-09-10 change) and by time of day (peak windows), and
+some are still unconfirmed, so they live in data (`prices.yaml` shipped beside this module,
+overridable with `prices:` in the config), never as constants in code. A price is a pure
+function of (provider, model, timestamp): tests and replays price a row from its own time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SAME_AS = "same_as"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Window(_Strict):
+    """Recurring UTC hours, e.g. peak time: `hours_utc` ranges are start-inclusive."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS))
+    hours_utc: list[str]
+
+    @field_validator("hours_utc")
+    @classmethod
+    def _ranges(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _parse_range(item)
+        return value
+
+    def contains(self, at: datetime) -> bool:
+        if _WEEKDAYS[at.weekday()] not in self.days:
+            return False
+        now = at.time()
+        return any(start <= now < end or (end == time.max and now >= start)
+                   for start, end in map(_parse_range, self.hours_utc))
+
+
+class PeakRule(_Strict):
+    windows: str
+    multiplier: float = Field(gt=0)
+
+
+class PriceEntry(_Strict):
+    """USD per 1M tokens from `from` (a UTC date) until the next entry's date."""
+
+    from_: date = Field(alias="from")
+    cache_hit: float = Field(ge=0)
+    cache_miss: float = Field(ge=0)
+    output: float = Field(ge=0)
+    peak: PeakRule | None = None
+
+
+class PriceBookData(_Strict):
+    """The shape of `prices.yaml` and of the config's `prices:` overrides.
+
+    `providers.<provider>` maps canonical model -> entries; the key `same_as: <provider>`
+    borrows another provider's prices for models it does not list itself."""
+
+    windows: dict[str, Window] = Field(default_factory=dict)
+    providers: dict[str, dict[str, list[PriceEntry] | str]] = Field(default_factory=dict)
+
+    @field_validator("providers")
+    @classmethod
+    def _same_as_only(
+        cls, value: dict[str, dict[str, list[PriceEntry] | str]]
+    ) -> dict[str, dict[str, list[PriceEntry] | str]]:
+        for provider, models in value.items():
+            for model, entries in models.items():
+                if isinstance(entries, str) and model != SAME_AS:
+                    raise ValueError(f"{provider}.{model}: expected a list of price entries")
+                if model == SAME_AS and not isinstance(entries, str):
+                    raise ValueError(f"{provider}.{SAME_AS}: expected a provider name")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1M tokens in force at one instant (peak multiplier already applied)."""
+
+    cache_hit: float
+    cache_miss: float
+    output: float
+    peak: bool = False
+
+
+class PriceBook:
+    def __init__(self, data: PriceBookData, kinds: dict[str, str] | None = None) -> None:
+        """`kinds` maps configured provider names to their kind (`ollama-backup` -> `ollama`),
+        so a second account of a kind is priced like the first unless listed itself."""
+        self._windows = data.windows
+        self._kinds = kinds or {}
+        self._entries: dict[tuple[str, str], list[PriceEntry]] = {}
+        self._same_as: dict[str, str] = {}
+        for provider, models in data.providers.items():
+            for model, entries in models.items():
+                if isinstance(entries, str):
+                    self._same_as[provider] = entries
+                else:
+                    self._entries[(provider, model)] = sorted(entries, key=lambda e: e.from_)
+        for (provider, model), entries in self._entries.items():
+            for entry in entries:
+                if entry.peak is not None and entry.peak.windows not in self._windows:
+                    raise ValueError(
+                        f"prices.providers.{provider}.{model}: unknown peak windows "
+                        f"{entry.peak.windows!r}"
+                    )
+
+    @classmethod
+    def load(cls, overrides: PriceBookData | None = None,
+             kinds: dict[str, str] | None = None) -> PriceBook:
+        """The shipped book with `overrides` laid over it (per provider and model)."""
+        text = resources.files("gateway.metering").joinpath("prices.yaml").read_text()
+        shipped = PriceBookData.model_validate(yaml.safe_load(text))
+        return cls(merge(shipped, overrides) if overrides else shipped, kinds)
+
+    def price(self, provider: str, model: str, at: datetime) -> Price | None:
+        """The price in force at `at` (aware or UTC-naive), or None if the book has none."""
+        at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        entries = self._lookup(provider, model)
+        current = None
+        for entry in entries:
+            if entry.from_ <= at.date():
+                current = entry
+        if current is None:
+            return None
+        factor, peak = 1.0, False
+        if current.peak is not None and self._windows[current.peak.windows].contains(at):
+            factor, peak = current.peak.multiplier, True
+        return Price(current.cache_hit * factor, current.cache_miss * factor,
+                     current.output * factor, peak)
+
+    def _lookup(self, provider: str, model: str) -> list[PriceEntry]:
+        seen: set[str] = set()
+        names = [provider]
+        kind = self._kinds.get(provider)
+        if kind and kind != provider:
+            names.append(kind)
+        while names:
+            name = names.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            if (name, model) in self._entries:
+                return self._entries[(name, model)]
+            if name in self._same_as:
+                names.insert(0, self._same_as[name])
+        return []
+
+
+def merge(base: PriceBookData, overrides: PriceBookData) -> PriceBookData:
+    providers = {name: dict(models) for name, models in base.providers.items()}
+    for name, models in overrides.providers.items():
+        providers.setdefault(name, {}).update(models)
+    return PriceBookData(windows={**base.windows, **overrides.windows}, providers=providers)
+
+
+def _parse_range(text: str) -> tuple[time, time]:
+    try:
+        start_s, end_s = text.split("-")
+        start = _parse_hhmm(start_s)
+        end = _parse_hhmm(end_s)
+    except ValueError:
+        raise ValueError(f"bad hour range {text!r}: expected HH:MM-HH:MM") from None
+    if end != time.max and end <= start:
+        raise ValueError(f"bad hour range {text!r}: the end must come after the start")
+    return start, end
+
+
+def _parse_hhmm(text: str) -> time:
+    hours, minutes = (int(p) for p in text.strip().split(":"))
+    if (hours, minutes) == (24, 0):
+        return time.max
+    return time(hours, minutes)

@@ -1,0 +1,61 @@
+"""A usage event becomes one priced, database-ready row.
+
+Built once, in the writer (off the hot path) or when spilling: the row's `id` is minted here,
+so a row that is spooled and replayed, or retried after a timeout, is stored exactly once.
+Strings are clipped to their column and stripped of NULs, because one unstorable value would
+otherwise fail its whole batch forever. No header, key or body is copied: upstream keys can
+never reach a row."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.metering.cost import cost_usd, split_prompt
+from gateway.metering.prices import PriceBook
+from gateway.usage import Usage, UsageEvent
+
+
+def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
+    ts = datetime.fromtimestamp(event.started_at, UTC)
+    usage = event.usage or Usage()
+    hit, miss = split_prompt(usage) if event.usage is not None else (0, 0)
+    price = prices.price(event.provider, event.model, ts) if event.provider else None
+    return {
+        "id": os.urandom(16).hex(),
+        "ts": ts,
+        "request_id": _clip(event.request_id, 128) or "",
+        "key_id": _clip(event.key_id, 64),
+        "team": _clip(event.team, 128),
+        "client_user": _clip(event.client_user, 256),
+        "requested_model": _clip(event.requested_model, 128) or "",
+        "model": _clip(event.model, 64) or "",
+        "provider": _clip(event.provider, 64),
+        "upstream_model": _clip(event.upstream_model, 128),
+        "thinking": _clip(event.thinking, 32) or "",
+        "stream": event.stream,
+        "status": _clip(event.status, 20) or "",
+        "error_type": _clip(event.error_type, 64),
+        "attempts": ",".join(f"{p}:{o}" for p, o in event.attempts),
+        "prompt_tokens": usage.prompt_tokens,
+        "cache_hit_tokens": hit,
+        "cache_miss_tokens": miss,
+        "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens or 0,
+        "cost_usd": (
+            event.cost_usd if event.cost_usd is not None
+            else cost_usd(usage, price) if price is not None else 0.0
+        ),
+        "provider_cost_usd": usage.provider_cost_usd,
+        "peak": price.peak if price is not None else False,
+        "estimated": usage.estimated,
+        "latency_ms": round(event.latency_s * 1000, 3),
+        "ttft_ms": None if event.ttft_s is None else round(event.ttft_s * 1000, 3),
+    }
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    if value is None or (len(value) <= length and "\x00" not in value):
+        return value
+    return value.replace("\x00", "")[:length]

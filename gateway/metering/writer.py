@@ -1,0 +1,278 @@
+"""The metering writer: the usage sink that stores every request's row without ever making a
+request wait.
+
+`record()` only puts the event on a bounded asyncio queue (or, if the queue is full or the
+writer closed, appends its row to the spool file): it never awaits and never raises. One
+background task builds rows, batches them (flush at `batch_size` rows or `flush_interval`
+seconds) and inserts each batch with one executemany. When an insert fails or times out, the
+batch goes to the spool and the database is retried with backoff; while anything is spooled,
+new batches are appended behind it and the spool is replayed in order, so rows reach the
+database in the order they were produced. Rows carry a unique id and inserts skip known ids:
+a retry or a replay never stores a row twice. On shutdown the queue is drained into the
+database or, failing that, the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from gateway.db.store import UsageStore
+from gateway.metering.prices import PriceBook
+from gateway.metering.rows import build_row
+from gateway.metering.spool import Spool
+from gateway.usage import UsageEvent
+
+log = logging.getLogger("gateway.metering")
+
+_RETRY_MIN = 0.25
+_START_TIMEOUT = 5.0
+_CLOSE_TIMEOUT = 10.0
+
+
+class MeteringWriter:
+    def __init__(
+        self,
+        store: UsageStore,
+        spool: Spool,
+        prices: PriceBook,
+        *,
+        batch_size: int = 1000,
+        flush_interval: float = 0.5,
+        queue_size: int = 10_000,
+        retry_max: float = 10.0,
+        insert_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.spool = spool
+        self.prices = prices
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._retry_max = retry_max
+        self._insert_timeout = insert_timeout
+        self._queue: asyncio.Queue[UsageEvent | None] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._retry_at = 0.0
+        self._backoff = _RETRY_MIN
+        self._down = False
+        self._busy = False
+        self._inflight: tuple[asyncio.Task[None], list[dict[str, Any]]] | None = None
+        self.rows_stored = 0
+        self.rows_rejected = 0
+
+    # ---- what the metrics engineer reads --------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def spooled_rows(self) -> int:
+        return self.spool.pending
+
+    @property
+    def database_up(self) -> bool:
+        return not self._down
+
+    # ---- the sink -------------------------------------------------------------------------
+
+    def record(self, event: UsageEvent) -> None:
+        """Never blocks, never raises: the request is already answered."""
+        try:
+            if self._closing or self._queue.full():
+                self.spool.append([build_row(event, self.prices)])
+            else:
+                self._queue.put_nowait(event)
+        except Exception:
+            log.exception("metering: could not queue or spool the row of %s", event.request_id)
+
+    # ---- lifetime -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the spool, migrate (bounded: a down database must not stop the gateway
+        from serving), and start the background task."""
+        self.spool.open()
+        try:
+            await asyncio.wait_for(self.store.prepare(), _START_TIMEOUT)
+        except Exception as exc:
+            self._mark_down(exc)
+        self._task = asyncio.create_task(self._run(), name="metering-writer")
+
+    async def close(self, drain_seconds: float = _CLOSE_TIMEOUT) -> None:
+        """Drain what is queued into the database (or the spool), then release everything."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._task is not None:
+            if not self._queue.full():
+                self._queue.put_nowait(None)  # wake the task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+            except Exception:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        if self._inflight is not None:  # cut short: spool it (if it did commit, ids dedupe)
+            task, rows = self._inflight
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                self.spool.append(rows)
+            self._inflight = None
+        self._spill_queue()
+        self._closed = True
+        self.spool.close()
+        await self.store.close()
+
+    async def flush(self, within: float = 10.0) -> bool:
+        """Wait until nothing is queued or spooled (tests, benchmarks); False if that takes
+        longer than `within` seconds."""
+        deadline = time.monotonic() + within
+        while self.queue_depth or self.spooled_rows or self._busy:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    # ---- the background task ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Collect a batch, price it, insert it; the next batch is collected and priced while
+        the previous insert is in flight (at most one, so order and spooling stay simple)."""
+        while True:
+            events = await self._collect()
+            self._busy = True
+            try:
+                rows = [build_row(e, self.prices) for e in events]
+                await self._await_inflight()
+                if rows and not self.spool.pending and time.monotonic() >= self._retry_at:
+                    self._inflight = (asyncio.create_task(self._insert_or_spool(rows)), rows)
+                elif rows:
+                    await self._deliver(rows)
+                elif self.spool.pending and not self._closing:
+                    await self._replay()
+            except Exception:
+                log.exception("metering: unexpected writer error")
+            finally:
+                self._busy = self._inflight is not None
+            if self._closing and self._queue.empty():
+                await self._await_inflight()
+                return
+
+    async def _await_inflight(self) -> None:
+        if self._inflight is not None:
+            await self._inflight[0]
+            self._inflight = None
+
+    async def _insert_or_spool(self, rows: list[dict[str, Any]]) -> None:
+        if not await self._insert(rows):
+            self.spool.append(rows)
+
+    async def _collect(self) -> list[UsageEvent]:
+        """Up to batch_size events; waits at most flush_interval after the first one."""
+        events: list[UsageEvent] = []
+        try:
+            first = await asyncio.wait_for(self._queue.get(), self._flush_interval)
+        except TimeoutError:
+            return events
+        if first is not None:
+            events.append(first)
+        deadline = time.monotonic() + self._flush_interval
+        while len(events) < self._batch_size and not self._closing:
+            while len(events) < self._batch_size and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None:
+                    events.append(item)
+            if len(events) >= self._batch_size or self._closing:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(self._queue.get(), left)
+            except TimeoutError:
+                break
+            if item is not None:
+                events.append(item)
+        if self._closing:  # take everything: this is the last pass
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None:
+                    events.append(item)
+        return events
+
+    async def _deliver(self, rows: list[dict[str, Any]]) -> None:
+        if self.spool.pending or time.monotonic() < self._retry_at:
+            self.spool.append(rows)  # behind what is already spooled, to keep the order
+            if not self._closing:
+                await self._replay()
+            return
+        if not await self._insert(rows):
+            self.spool.append(rows)
+
+    async def _replay(self) -> None:
+        if time.monotonic() < self._retry_at:
+            return
+        chunk = max(self._batch_size, 2000)
+        for file in self.spool.claim():
+            finished = False
+            while not finished:
+                rows, offset = await asyncio.to_thread(Spool.read, file, chunk)
+                if rows and not await self._insert(rows):
+                    return  # still down: resume from file.offset next time
+                finished = self.spool.advance(file, offset, len(rows))
+        if not self.spool.pending:
+            log.info("metering: spooled rows replayed")
+
+    async def _insert(self, rows: Sequence[dict[str, Any]]) -> bool:
+        try:
+            await asyncio.wait_for(self.store.insert(rows), self._insert_timeout)
+        except (DataError, IntegrityError) as exc:
+            await self._insert_one_by_one(rows, exc)
+            return True
+        except Exception as exc:
+            self._mark_down(exc)
+            return False
+        self.rows_stored += len(rows)
+        if self._down:
+            log.warning("metering: database is back")
+        self._down = False
+        self._backoff = _RETRY_MIN
+        self._retry_at = 0.0
+        return True
+
+    async def _insert_one_by_one(self, rows: Sequence[dict[str, Any]], exc: Exception) -> None:
+        """A batch the database refuses as invalid: store what it accepts, keep the rest in
+        the spool's rejected file rather than retrying it forever."""
+        log.error("metering: the database refused a batch (%s); retrying row by row",
+                  type(exc).__name__)
+        for row in rows:
+            try:
+                await asyncio.wait_for(self.store.insert([row]), self._insert_timeout)
+                self.rows_stored += 1
+            except (DataError, IntegrityError):
+                self.rows_rejected += 1
+                self.spool.reject(row)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._down:
+            log.warning("metering: database unavailable (%s: %s); spooling rows to %s",
+                        type(exc).__name__, str(exc)[:200] or "timeout", self.spool.directory)
+        self._down = True
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self._retry_max)
+
+    def _spill_queue(self) -> None:
+        events = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                events.append(item)
+        if events:
+            self.spool.append([build_row(e, self.prices) for e in events])
