@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -26,8 +27,12 @@ from gateway.api.schema import document_chat_route
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.limits.admission import Admission
+from gateway.limits.budget import BudgetTracker
+from gateway.limits.ratelimit import RateLimiter
 from gateway.metering.cost import PricingSink
 from gateway.metering.setup import build_writer, price_book
+from gateway.metering.writer import MeteringWriter
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import ModelCatalogue
@@ -88,6 +93,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     metering = build_writer(config, custom_sink=usage_sink is not None)
     if metering is not None:
         sinks.append(metering)
+    admission = _build_admission(config, metering)
+    sinks.append(admission)
     state = GatewayState(
         config=config,
         catalogue=ModelCatalogue(config),
@@ -95,6 +102,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         client=client,
         proxy=ChatProxy(failover, client, PricingSink(price_book(config), FanOutSink(sinks))),
         metrics=metrics,
+        admission=admission,
         board=board,
         shared_health=shared,
         auth=Authenticator(
@@ -116,6 +124,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
             if shared is not None:
                 await shared.close()
             await client.close()
+            await admission.close()
             if metering is not None:  # last: requests finishing during shutdown are metered
                 await metering.close()
 
@@ -135,6 +144,23 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     return GatewayApp(app, openai.ChatCompletions(state))
+
+
+def _build_admission(config: GatewayConfig, metering: MeteringWriter | None) -> Admission:
+    """Rate limits and budgets, shared through Redis when configured. Budgets start each
+    period from the spend the usage table already holds."""
+
+    async def recorded_spend(subject: str, since: datetime) -> float:
+        if metering is None:
+            return 0.0
+        try:
+            return await metering.store.spend_since(subject, since)
+        except Exception:  # database down: count from zero rather than refuse traffic
+            log.warning("cannot read recorded spend for %s; counting from zero", subject)
+            return 0.0
+
+    return Admission(RateLimiter(config.redis_url),
+                     BudgetTracker(config.redis_url, recorded_spend))
 
 
 async def _post_only(request: Request) -> Response:

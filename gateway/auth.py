@@ -13,6 +13,7 @@ import ipaddress
 from starlette.requests import Request
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.keys.principal import MASTER, Principal
 
 
 class Authenticator:
@@ -29,6 +30,14 @@ class Authenticator:
             request.headers.get("x-api-key"),
             request.client.host if request.client else None,
         )
+
+    async def authenticate(
+        self, authorization: str | None, api_key: str | None, client: str | None
+    ) -> Principal:
+        """Who is calling; raises unless they may use the gateway. (Virtual keys extend this in
+        gateway/keys; here the only identities are the master key and a loopback client.)"""
+        self.check(authorization, api_key, client)
+        return MASTER
 
     def check(self, authorization: str | None, api_key: str | None, client: str | None) -> None:
         """Raise unless the caller may use the gateway."""

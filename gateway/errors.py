@@ -10,6 +10,8 @@ no library exception or traceback reaches a client.
     ├── PermissionDenied        403 permission_error        (non-loopback client without a key)
     ├── NotFound                404 invalid_request_error   (unknown route)
     ├── ModelNotFound           404 invalid_request_error   code model_not_found
+    ├── RateLimited             429 rate_limit_error        (a key's or team's rpm/tpm)
+    ├── QuotaExceeded           429 insufficient_quota      (a key's or team's budget)
     ├── NoProviderConfigured    503 api_error               (model known, no upstream has a key)
     └── UpstreamError           status mapped from the upstream's answer (see below)
 """
@@ -86,6 +88,20 @@ class ModelNotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(GatewayError):
+    """A budget is spent: OpenAI's `insufficient_quota`, which SDKs do not retry."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class NoProviderConfigured(GatewayError):

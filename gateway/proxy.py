@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from gateway.errors import UpstreamError
+from gateway.keys.principal import Principal
 from gateway.request import ChatRequest
 from gateway.routing.failover import AllTargetsFailed, Attempts, Failover
 from gateway.routing.policy import Target
@@ -66,10 +67,11 @@ class ChatProxy:
     # ---- non-streaming ----------------------------------------------------------------
 
     async def complete(
-        self, req: ChatRequest, request_id: str, pinned: str | None = None
+        self, req: ChatRequest, request_id: str, pinned: str | None = None,
+        principal: Principal | None = None,
     ) -> Completion:
         started = time.monotonic()
-        event = self._event(req, request_id)
+        event = self._event(req, request_id, principal)
 
         upstream_s = 0.0
 
@@ -121,10 +123,11 @@ class ChatProxy:
     # ---- streaming --------------------------------------------------------------------
 
     async def stream(
-        self, req: ChatRequest, request_id: str, pinned: str | None = None
+        self, req: ChatRequest, request_id: str, pinned: str | None = None,
+        principal: Principal | None = None,
     ) -> StreamingAnswer:
         started = time.monotonic()
-        event = self._event(req, request_id)
+        event = self._event(req, request_id, principal)
 
         upstream_s = 0.0
 
@@ -260,9 +263,12 @@ class ChatProxy:
     # ---- bookkeeping ------------------------------------------------------------------
 
     @staticmethod
-    def _event(req: ChatRequest, request_id: str) -> UsageEvent:
+    def _event(req: ChatRequest, request_id: str, principal: Principal | None) -> UsageEvent:
         user = req.body.get("user")
         return UsageEvent(
+            principal=principal,
+            key_id=principal.key_id if principal else None,
+            team=principal.team if principal else None,
             request_id=request_id,
             requested_model=req.requested_model,
             model=req.model.canonical,

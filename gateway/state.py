@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
+from gateway.limits.admission import Admission
 from gateway.metrics import GatewayMetrics
 from gateway.models import ModelCatalogue
 from gateway.proxy import ChatProxy
@@ -23,6 +24,7 @@ class GatewayState:
     client: UpstreamClient
     proxy: ChatProxy
     metrics: GatewayMetrics
+    admission: Admission
     auth: Authenticator
     board: HealthBoard
     shared_health: SharedHealth | None

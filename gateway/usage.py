@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from gateway.keys.principal import Principal
 
 
 @dataclass(slots=True)
@@ -80,6 +83,7 @@ class UsageEvent:
     ttft_s: float | None = None
     overhead_s: float | None = None
     cost_usd: float | None = None
+    principal: Principal | None = None  # whose limits and budgets this request is charged to
 
 
 class UsageSink(Protocol):

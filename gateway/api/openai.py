@@ -46,26 +46,32 @@ class ChatCompletions:
         try:
             state = self.state
             client = scope.get("client")
-            state.auth.check(headers.authorization, headers.api_key, client[0] if client else None)
+            principal = await state.auth.authenticate(
+                headers.authorization, headers.api_key, client[0] if client else None)
             raw = await read_body(receive, headers.content_length, state.config.max_body_bytes)
             req = parse_chat_request(raw, state.catalogue)
+            extra = await state.admission.admit(principal, req.model.canonical, req.requested_model)
             if req.stream:
-                answer = await state.proxy.stream(req, headers.request_id, headers.pinned)
+                answer = await state.proxy.stream(
+                    req, headers.request_id, headers.pinned, principal)
                 started = True
-                await send_event_stream(scope, receive, send, answer.chunks, header_list(
-                    headers.request_id, {
-                        "x-gateway-provider": answer.target.provider.name,
-                        "x-gateway-upstream-model": answer.target.upstream_model,
-                        "x-gateway-attempts": answer.attempts.header(),
-                    }))
+                extra.update({
+                    "x-gateway-provider": answer.target.provider.name,
+                    "x-gateway-upstream-model": answer.target.upstream_model,
+                    "x-gateway-attempts": answer.attempts.header(),
+                })
+                await send_event_stream(scope, receive, send, answer.chunks,
+                                        header_list(headers.request_id, extra))
                 return
-            completion = await state.proxy.complete(req, headers.request_id, headers.pinned)
+            completion = await state.proxy.complete(
+                req, headers.request_id, headers.pinned, principal)
             started = True
-            await send_json(send, 200, completion.body, header_list(headers.request_id, {
+            extra.update({
                 "x-gateway-provider": completion.target.provider.name,
                 "x-gateway-upstream-model": completion.target.upstream_model,
                 "x-gateway-attempts": completion.attempts.header(),
-            }))
+            })
+            await send_json(send, 200, completion.body, header_list(headers.request_id, extra))
         except GatewayError as err:
             if not started:
                 await send_error(send, err, headers.request_id)

@@ -74,3 +74,14 @@ async def usage_report(
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def spend_since(conn: AsyncConnection, subject: str, since: datetime) -> float:
+    """USD recorded for `key:<id>` or `team:<name>` from `since` on (budgets start here)."""
+    kind, _, name = subject.partition(":")
+    column = usage.c.key_id if kind == "key" else usage.c.team
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(usage.c.cost_usd), 0.0))
+        .where(column == name, usage.c.ts >= since)
+    )
+    return float(total or 0.0)

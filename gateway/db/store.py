@@ -55,5 +55,10 @@ class UsageStore:
         async with self.engine.connect() as conn:
             return await queries.usage_report(conn, group_by, start, end)
 
+    async def spend_since(self, subject: str, since: datetime) -> float:
+        await self.prepare()
+        async with self.engine.connect() as conn:
+            return await queries.spend_since(conn, subject, since)
+
     async def close(self) -> None:
         await self.engine.dispose()
