@@ -94,6 +94,17 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     if metering is not None:
         sinks.append(metering)
     admission = _build_admission(config, metering)
+    if metering is not None:
+        writer = metering
+        metrics.add_gauge("gateway_usage_queue_depth",
+                          "Usage rows waiting in memory for the database.",
+                          lambda: writer.queue_depth)
+        metrics.add_gauge("gateway_usage_spooled_rows",
+                          "Usage rows in the spool file, waiting for the database to return.",
+                          lambda: writer.spooled_rows)
+        metrics.add_gauge("gateway_usage_rejected_rows",
+                          "Usage rows the database refused (kept in the spool's rejected file).",
+                          lambda: writer.rows_rejected)
     sinks.append(admission)
     state = GatewayState(
         config=config,

@@ -146,3 +146,15 @@ def test_several_worker_processes_report_one_total(
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_the_usage_writer_reports_its_backlog(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"})
+    gateway.openai().chat.completions.create(model="deepseek-v4-flash", messages=MESSAGES)
+    m = scrape(gateway.url)
+    for name in ("gateway_usage_queue_depth", "gateway_usage_spooled_rows",
+                 "gateway_usage_rejected_rows"):
+        assert (name, ()) in m
+    assert value(m, "gateway_usage_spooled_rows") == 0
