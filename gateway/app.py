@@ -17,9 +17,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import admin, openai, ops
 from gateway.api.json import json_response
@@ -60,8 +61,26 @@ class GatewayApp:
         self.api = api
         self.chat = chat
         self.state = api.state
+        self._entry: ASGIApp = self._dispatch
+
+    def allow_cors(self, origins: list[str]) -> None:
+        """Wrap everything, hot path included, in CORS handling. Only when configured: by
+        default no CORS headers are sent and nothing is spent on them."""
+        self._entry = CORSMiddleware(
+            self._dispatch, allow_origins=origins, allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id",
+                           "x-gateway-provider", "x-api-key"],
+            expose_headers=["x-request-id", "x-gateway-provider", "x-gateway-upstream-model",
+                            "x-gateway-attempts", "retry-after", "x-ratelimit-limit-requests",
+                            "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+                            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+                            "x-ratelimit-reset-tokens"],
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"] in openai.CHAT_PATHS
@@ -154,7 +173,10 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app.router.add_route("/admin/usage", admin.usage, methods=["GET"])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    return GatewayApp(app, openai.ChatCompletions(state))
+    gateway = GatewayApp(app, openai.ChatCompletions(state))
+    if config.cors_origins:
+        gateway.allow_cors(config.cors_origins)
+    return gateway
 
 
 def _build_admission(config: GatewayConfig, metering: MeteringWriter | None) -> Admission:

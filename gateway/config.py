@@ -156,6 +156,8 @@ class GatewayConfig(_Strict):
     redis_url: str | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Browser origins allowed to call the gateway; empty = CORS off (no CORS headers at all).
+    cors_origins: list[str] = Field(default_factory=list)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, AliasConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)

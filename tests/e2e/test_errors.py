@@ -163,3 +163,26 @@ def test_failed_requests_still_produce_a_usage_event(
     assert event.status == "error"
     assert event.attempts == [("deepseek", "503")] * 3
     assert event.requested_model == "deepseek-chat" and event.thinking == "off"
+
+
+def test_cors_is_off_by_default_and_on_only_for_configured_origins(
+    make_gateway: GatewayFactory,
+) -> None:
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST",
+                 "access-control-request-headers": "authorization,content-type"}
+    body = {"model": "deepseek-v4-flash", "messages": MESSAGES}
+    with make_gateway(["deepseek"]).http() as http:
+        response = http.post("/v1/chat/completions", json=body,
+                             headers={"origin": "https://app.example"})
+        assert response.status_code == 200
+        assert "access-control-allow-origin" not in response.headers
+    gateway = make_gateway(["deepseek"], yaml="cors_origins: [https://app.example]\n")
+    with gateway.http() as http:
+        assert http.options("/v1/chat/completions", headers=preflight).status_code == 200
+        allowed = http.post("/v1/chat/completions", json=body,
+                            headers={"origin": "https://app.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-gateway-provider" in allowed.headers["access-control-expose-headers"]
+        other = http.options("/v1/chat/completions",
+                             headers={**preflight, "origin": "https://evil.example"})
+        assert other.status_code == 400
