@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import admin, openai, ops
+from gateway.api import admin, openai, ops, ui
 from gateway.api.json import json_response
 from gateway.api.schema import document_chat_route
 from gateway.auth import Authenticator
@@ -170,6 +170,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app.router.add_route("/healthz", ops.healthz, methods=["GET"])
     app.router.add_route("/metrics", ops.metrics, methods=["GET"])
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
+    app.router.add_route("/ui", ui.page, methods=["GET"])
+    app.router.add_route("/ui/login", ui.login, methods=["POST"])
     app.router.add_route("/admin/usage", admin.usage, methods=["GET"])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
