@@ -10,16 +10,28 @@ bench/README.md for how to read the numbers.
 gateway whose primary answers 503 to about half of the requests, with the breaker held off and
 with default breaker settings, against the same gateway with a healthy primary; it writes
 bench/RESULTS-failover.md.
+
+`python bench/run.py --scenario metering` measures what metering costs: the same gateway with
+metering off and with metering on into a fresh Postgres database, runs interleaved; it writes
+bench/RESULTS-metering-overhead.md.
+
+Every gateway started here is explicit about metering (a config file says `enabled: true` or
+`false`; DATABASE_URL comes from the harness, never the caller) and runs in the run's temporary
+directory, so nothing (SQLite file, spool) lands in the repository. The overhead and metering
+scenarios meter into a database `switchyard_bench_<random>` on the Postgres server of
+--database-url, created at the start and dropped at the end, also on failure and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import platform
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -31,12 +43,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import asyncpg  # the gateway's own dependency (its Postgres driver)
 import yaml  # the gateway's own dependency: run.py runs with the project's venv
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -44,10 +58,24 @@ REPO_DIR = BENCH_DIR.parent
 TARGETS = ("direct", "raw", "gateway")
 MODES = ("non-stream", "stream")
 Mode = Literal["non-stream", "stream"]
-SCENARIOS = ("overhead", "failover")
-Scenario = Literal["overhead", "failover"]
+SCENARIOS = ("overhead", "failover", "metering")
+Scenario = Literal["overhead", "failover", "metering"]
+DEFAULT_OUTPUT = {
+    "overhead": "RESULTS.md",
+    "failover": "RESULTS-failover.md",
+    "metering": "RESULTS-metering-overhead.md",
+}
 THROUGHPUT_TARGET = 0.6  # gateway rps / raw-forwarder rps at 32 connections, at least
 LATENCY_TARGET_MS = 0.5  # gateway p50 - raw-forwarder p50 at 1 connection, at most
+METERING_TARGET = 0.9  # metering-on rps / metering-off rps at 32 connections, at least
+METER_OFF, METER_ON = "metering off", "metering on"
+METERING_VARIANTS = (METER_OFF, METER_ON)
+DRAIN_TIMEOUT = 10.0  # seconds to wait for the usage writer to commit what it has queued
+DEFAULT_DATABASE = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+# Gateway metrics about the usage writer: any whose name has one of these words.
+WRITER_METRIC = re.compile(r"usage|writer|spool|meter", re.I)
 REQUEST_BODY: dict[str, Any] = {
     "model": "deepseek-v4-flash",
     "messages": [{"role": "user", "content": "Say hi"}],
@@ -207,7 +235,14 @@ class Supervisor:
     run_dir: Path
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO_DIR,
+    ) -> Child:
+        """Start a child; gateways get cwd=run_dir so no relative path lands in the repo."""
         log = self.run_dir / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -216,7 +251,7 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=REPO_DIR,
+                cwd=cwd,
                 start_new_session=True,
             )
         child = Child(name, proc, log)
@@ -289,6 +324,175 @@ class Pinning:
     @property
     def active(self) -> bool:
         return bool(self.server)
+
+
+# ---------------------------------------------------------------------------- metering database
+
+
+def _pg(url: str, sql: str, fetch: bool = True) -> Any:
+    """One statement on a fresh asyncpg connection (the harness itself is synchronous)."""
+
+    async def go() -> Any:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return await (conn.fetchval(sql) if fetch else conn.execute(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+class ScratchDatabase:
+    """A fresh Postgres database for one run's usage rows; `scratch_database` drops it."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.name = f"switchyard_bench_{secrets.token_hex(4)}"
+        self.url = urlsplit(server)._replace(path=f"/{self.name}").geturl()
+        parts = urlsplit(server)
+        self.where = f"{parts.hostname}:{parts.port or 5432}"
+        self.version = "unknown"
+
+    def create(self) -> None:
+        try:
+            self.version = str(_pg(self.server, "SHOW server_version"))
+            _pg(self.server, f'CREATE DATABASE "{self.name}"', fetch=False)
+        except Exception as exc:
+            raise BenchError(
+                f"cannot create the metering database {self.name} on {self.where}: {exc!r}; "
+                "start Postgres or pass --database-url"
+            ) from None
+
+    def count(self) -> int | None:
+        """Rows in `usage`; None before the gateway migrated it or if Postgres did not answer."""
+        try:
+            return int(_pg(self.url, "SELECT count(*) FROM usage"))
+        except Exception:
+            return None
+
+    def drop(self) -> None:
+        try:
+            _pg(self.server, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)', fetch=False)
+        except Exception as exc:
+            print(f"!! could not drop database {self.name}: {exc!r}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def scratch_database(server: str) -> Iterator[ScratchDatabase]:
+    db = ScratchDatabase(server)
+    db.create()
+    print(f"metering into Postgres {db.where}, database {db.name} (dropped at the end)")
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+def metering_config(run_dir: Path, on: bool) -> dict[str, Any]:
+    """The `metering:` section of every gateway the harness starts: never the implicit default
+    (SQLite in the working directory). Spool and SQLite paths point into the run directory."""
+    if not on:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "spool_path": str(run_dir / "spool"),
+        "sqlite_path": str(run_dir / "unused.db"),  # DATABASE_URL wins; a stray file stays here
+    }
+
+
+def start_bench_gateway(
+    pinning: Pinning,
+    sup: Supervisor,
+    name: str,
+    port: int,
+    upstream_base: str,
+    db: ScratchDatabase | None,
+) -> Child:
+    """A gateway at nginx (DeepSeek from the environment) metering into `db`, or not at all
+    when db is None; its config file is run_dir/<name>.yaml and its cwd the run directory."""
+    config_path = sup.run_dir / f"{name}.yaml"
+    config_path.write_text(config_yaml({"metering": metering_config(sup.run_dir, db is not None)}))
+    env = server_env("gateway", upstream_base)
+    if db is not None:
+        env["DATABASE_URL"] = db.url
+    argv = [*python_server_argv(pinning, port, "gateway"), "--config", str(config_path)]
+    return sup.start(name, argv, env, cwd=sup.run_dir)
+
+
+@dataclass
+class RowCheck:
+    """The usage rows one metering gateway left in the database against what it served."""
+
+    label: str
+    requests: int | None  # gateway_requests_total summed over labels; None if /metrics unread
+    rows: int | None  # rows it added to `usage` once the writer drained; None if uncounted
+    waited_s: float
+    writer: dict[str, str]  # writer metrics from /metrics after the drain
+    rows_after_stop: int | None = None  # after SIGTERM, which drains the queue again
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.requests is not None
+            and self.rows == self.requests
+            and self.rows_after_stop in (None, self.requests)
+        )
+
+
+def drain_rows(db: ScratchDatabase, port: int, baseline: int, label: str) -> RowCheck:
+    """With the gateway idle, poll the row count until it equals the requests served, or stops
+    changing for 2 s, or DRAIN_TIMEOUT passes."""
+    start = time.monotonic()
+    last: int | None = -1
+    changed = start
+    while True:
+        samples = scrape(port)
+        requests = round(metric_sum(samples, "gateway_requests_total")) if samples else None
+        count = db.count()
+        rows = None if count is None else count - baseline
+        now = time.monotonic()
+        if rows != last:
+            last, changed = rows, now
+        if requests is not None and rows == requests:
+            break
+        if now - changed >= 2.0 or now - start >= DRAIN_TIMEOUT:
+            break
+        time.sleep(0.2)
+    return RowCheck(label, requests, rows, now - start, writer_metrics(samples))
+
+
+def metering_lines(checks: list[RowCheck]) -> list[str]:
+    """Rows in the database against gateway_requests_total, per metering gateway."""
+    lines = [
+        "| gateway | requests served (`gateway_requests_total`) | usage rows after the drain "
+        "| waited | rows after the gateway stopped | match |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+
+    def num(value: int | None) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    for c in checks:
+        match = "yes" if c.ok else "**NO: ROWS MISSING OR EXTRA**"
+        lines.append(
+            f"| {c.label} | {num(c.requests)} | {num(c.rows)} | {c.waited_s:.1f} s "
+            f"| {num(c.rows_after_stop)} | {match} |"
+        )
+    return lines
+
+
+def writer_lines(checks: list[RowCheck]) -> list[str]:
+    lines = []
+    for c in checks:
+        if c.writer:
+            facts = ", ".join(f"`{k}` {v}" for k, v in c.writer.items())
+            lines.append(f"- {c.label}, after the drain: {facts}")
+        else:
+            lines.append(
+                f"- {c.label}: /metrics has no metric with usage, writer, spool or meter "
+                "in its name"
+            )
+    return lines
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -431,6 +635,7 @@ class Options:
     pin: bool
     output: Path
     scenario: Scenario
+    database: str
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -439,8 +644,9 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--scenario",
         choices=SCENARIOS,
         default="overhead",
-        help="overhead (default: direct/raw/gateway, writes RESULTS.md) or failover (a primary "
-        "failing ~50%% against a healthy one, writes RESULTS-failover.md)",
+        help="overhead (default: direct/raw/gateway, writes RESULTS.md), failover (a primary "
+        "failing ~50%% against a healthy one, writes RESULTS-failover.md) or metering "
+        "(metering off vs on into Postgres, writes RESULTS-metering-overhead.md)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load")
@@ -451,15 +657,26 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--connections", default="1,32", help="comma-separated wrk -c values")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument(
-        "--output", type=Path, help="default bench/RESULTS.md, or bench/RESULTS-failover.md"
+        "--output",
+        type=Path,
+        help="default bench/RESULTS.md, RESULTS-failover.md or RESULTS-metering-overhead.md",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE,
+        help="Postgres server for the metering database (any database on it; a scratch "
+        "switchyard_bench_<random> is created and dropped); default $BENCH_DATABASE_URL or "
+        "%(default)s",
     )
     ns = parser.parse_args(argv)
     scenario: Scenario = ns.scenario
     if scenario == "failover" and (ns.targets or ns.modes):
         parser.error("--targets and --modes apply to the overhead scenario only")
+    if scenario == "metering" and ns.targets:
+        parser.error("--targets applies to the overhead scenario only")
     targets = tuple(t for t in (ns.targets or ",".join(TARGETS)).split(",") if t)
     modes = tuple(m for m in (ns.modes or ",".join(MODES)).split(",") if m)
-    default_output = "RESULTS.md" if scenario == "overhead" else "RESULTS-failover.md"
+    default_output = DEFAULT_OUTPUT[scenario]
     if bad := [t for t in targets if t not in TARGETS] + [m for m in modes if m not in MODES]:
         parser.error(f"unknown target/mode: {', '.join(bad)}")
     duration, warmup, repeats = ns.duration, ns.warmup, ns.repeats
@@ -475,6 +692,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         pin=not ns.no_pin,
         output=ns.output or BENCH_DIR / default_output,
         scenario=scenario,
+        database=ns.database_url,
     )
 
 
@@ -518,7 +736,13 @@ def python_server_argv(pinning: Pinning, port: int, target: str) -> list[str]:
 def server_env(target: str, upstream_base: str) -> dict[str, str]:
     """The gateway sees only DeepSeek (at nginx) and no master key, so loopback needs no key."""
     env = dict(os.environ)
-    for name in ("OPENROUTER_API_KEY", "OLLAMA_API_KEY", "GATEWAY_MASTER_KEY"):
+    for name in (
+        "OPENROUTER_API_KEY",
+        "OLLAMA_API_KEY",
+        "GATEWAY_MASTER_KEY",
+        "REDIS_URL",
+        "DATABASE_URL",
+    ):
         env.pop(name, None)
     if target == "raw":
         env["UPSTREAM_URL"] = f"{upstream_base}/chat/completions"
@@ -550,24 +774,38 @@ def measure(opts: Options, pinning: Pinning, row: Row, url: str) -> None:
 
 
 def run_mode(
-    opts: Options, pinning: Pinning, sup: Supervisor, mode: Mode, upstream_port: int
-) -> list[Row]:
-    """Start the Python servers against this mode's upstream, measure every target, stop them."""
+    opts: Options,
+    pinning: Pinning,
+    sup: Supervisor,
+    mode: Mode,
+    upstream_port: int,
+    db: ScratchDatabase,
+) -> tuple[list[Row], RowCheck | None]:
+    """Start the Python servers against this mode's upstream, measure every target, stop them.
+    The gateway meters into `db`; its rows are checked against its requests before it stops."""
     upstream_base = f"http://127.0.0.1:{upstream_port}"
     urls: dict[str, str] = {"direct": f"{upstream_base}/v1/chat/completions"}
     startup_failures: dict[str, str] = {}
     started: list[Child] = []
+    check: RowCheck | None = None
+    baseline = db.count() or 0
+    gateway_port = 0
     try:
         for target in ("raw", "gateway"):
             if target not in opts.targets:
                 continue
             port = free_port()
             try:
-                child = sup.start(
-                    f"{target}-{mode}",
-                    python_server_argv(pinning, port, target),
-                    server_env(target, upstream_base),
-                )
+                if target == "gateway":
+                    child = start_bench_gateway(
+                        pinning, sup, f"gateway-{mode}", port, upstream_base, db
+                    )
+                else:
+                    child = sup.start(
+                        f"{target}-{mode}",
+                        python_server_argv(pinning, port, target),
+                        server_env(target, upstream_base),
+                    )
                 started.append(child)
                 wait_ready(child, port, "/healthz" if target == "gateway" else None)
             except BenchError as exc:
@@ -575,6 +813,8 @@ def run_mode(
                 print(f"!! {target} ({mode}) did not start: {exc}", file=sys.stderr, flush=True)
                 continue
             urls[target] = f"http://127.0.0.1:{port}/v1/chat/completions"
+            if target == "gateway":
+                gateway_port = port
         rows = []
         for target in opts.targets:
             for connections in opts.connections:
@@ -584,10 +824,15 @@ def run_mode(
                 else:
                     measure(opts, pinning, row, urls[target])
                 rows.append(row)
-        return rows
+        if gateway_port:
+            check = drain_rows(db, gateway_port, baseline, f"gateway, {mode}")
     finally:
         for child in started:
             sup.stop(child)
+    if check is not None:
+        count = db.count()
+        check.rows_after_stop = None if count is None else count - baseline
+    return rows, check
 
 
 def start_nginx(pinning: Pinning, sup: Supervisor, ports: UpstreamPorts) -> None:
@@ -681,9 +926,9 @@ def verdicts(rows: list[Row]) -> list[str]:
     return lines
 
 
-def table(rows: list[Row]) -> list[str]:
+def table(rows: list[Row], first: str = "target") -> list[str]:
     lines = [
-        "| target | mode | connections | requests/s | p50 ms | p99 ms | errors |",
+        f"| {first} | mode | connections | requests/s | p50 ms | p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
@@ -742,6 +987,8 @@ def report(
     command: str,
     started: datetime,
     facts: dict[str, str],
+    db: ScratchDatabase,
+    checks: list[RowCheck],
 ) -> str:
     lines = [
         "# Benchmark results",
@@ -749,6 +996,9 @@ def report(
         "Written by `bench/run.py`; see bench/README.md for what is measured and how to read it.",
         "",
         *run_facts(opts, pinning, command, started, facts),
+        f"- metering: **on, into Postgres** (the production path): each gateway ran with "
+        f"`metering: {{enabled: true}}` and `DATABASE_URL` at a fresh database `{db.name}` on "
+        f"Postgres {db.version} at {db.where} (same machine, not pinned), dropped after the run",
         "",
         "## Results",
         "",
@@ -757,6 +1007,17 @@ def report(
         "## Targets",
         "",
         *verdicts(rows),
+        "",
+        "## Metering",
+        "",
+        "Usage rows each gateway left in the database once its writer drained (polled until the "
+        "count matched or stopped changing, at most "
+        f"{DRAIN_TIMEOUT:g} s), against the chat requests it served (check request, warm-up and "
+        "runs). They must match: every request is one row.",
+        "",
+        *metering_lines(checks),
+        "",
+        *writer_lines(checks),
         "",
     ]
     if any(row.errors or row.failure for row in rows):
@@ -836,6 +1097,8 @@ def failover_config(variant: str, ports: UpstreamPorts) -> dict[str, Any]:
             },
         },
         "routes": {"deepseek-v4-flash": [{"provider": "deepseek"}, {"provider": "backup"}]},
+        # This scenario measures routing; metering has its own (--scenario metering).
+        "metering": {"enabled": False},
     }
     if variant == BREAKER_OFF:
         config["routing"] = {"breaker": BREAKER_HELD_OFF}
@@ -858,6 +1121,7 @@ def failover_env() -> dict[str, str]:
         "OLLAMA_API_KEY",
         "GATEWAY_MASTER_KEY",
         "REDIS_URL",
+        "DATABASE_URL",
     ):
         env.pop(name, None)
     return env
@@ -883,6 +1147,21 @@ def scrape(port: int) -> dict[tuple[str, Labels], float]:
             with contextlib.suppress(ValueError):
                 samples[(match.group(1), labels)] = float(match.group(3))
     return samples
+
+
+def metric_sum(samples: dict[tuple[str, Labels], float], name: str) -> float:
+    """A metric's value summed over all its label sets."""
+    return sum(value for (metric, _), value in samples.items() if metric == name)
+
+
+def writer_metrics(samples: dict[tuple[str, Labels], float]) -> dict[str, str]:
+    """Every sample whose name says usage/writer/spool/meter, as {name{labels}: value}."""
+    out: dict[str, str] = {}
+    for (metric, labels), value in sorted(samples.items()):
+        if WRITER_METRIC.search(metric):
+            where = ",".join(f'{k}="{v}"' for k, v in labels)
+            out[metric + (f"{{{where}}}" if where else "")] = f"{value:g}"
+    return out
 
 
 @dataclass(frozen=True)
@@ -954,9 +1233,52 @@ def start_variant(
     config_path.write_text(config_yaml(failover_config(variant, ports)))
     port = free_port()
     argv = [*python_server_argv(pinning, port, "gateway"), "--config", str(config_path)]
-    child = sup.start(f"gateway-{slug}", argv, failover_env())
+    child = sup.start(f"gateway-{slug}", argv, failover_env(), cwd=sup.run_dir)
     wait_ready(child, port, "/healthz")
     return port
+
+
+def chat_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+def measure_interleaved(
+    opts: Options, pinning: Pinning, cells: dict[str, tuple[Row, str]], width: int
+) -> None:
+    """Check and warm up every variant (same mode and connections), then run 1 of each variant,
+    run 2 of each, ...: a box whose speed drifts over minutes shifts every variant alike.
+    A failure is kept on its row; the other variants go on."""
+
+    def label(row: Row) -> str:
+        return f"{row.target:{width}} {row.mode:10} c={row.connections:<3}"
+
+    def fail(row: Row, exc: BenchError) -> None:
+        row.failure = str(exc)
+        print(f"  {label(row)} FAILED: {exc}", file=sys.stderr, flush=True)
+
+    for row, url in cells.values():
+        try:
+            check_answer(url, row.mode)
+            if opts.warmup > 0:
+                run_wrk(pinning, url, row.mode, row.connections, opts.warmup)
+        except BenchError as exc:
+            fail(row, exc)
+    for i in range(opts.repeats):
+        for row, url in cells.values():
+            if row.failure:
+                continue
+            try:
+                run = run_wrk(pinning, url, row.mode, row.connections, opts.duration)
+            except BenchError as exc:
+                fail(row, exc)
+                continue
+            row.runs.append(run)
+            flag = f"  !! ERRORS: {run.error_text}" if run.errors else ""
+            print(
+                f"  {label(row)} run {i + 1}: {run.rps:>10.1f} req/s  p50 {run.p50_ms:.3f}"
+                f" ms  p99 {run.p99_ms:.3f} ms{flag}",
+                flush=True,
+            )
 
 
 def run_failover_cells(
@@ -980,45 +1302,16 @@ def run_failover_cells(
             for c in opts.connections:
                 cells[(variant, c)].row.failure = f"did not start: {exc}"
 
-    def url(variant: str) -> str:
-        return f"http://127.0.0.1:{gateway_ports[variant]}/v1/chat/completions"
-
-    def label(row: Row) -> str:
-        return f"{row.target:21} c={row.connections:<3}"
-
-    def fail(row: Row, exc: BenchError) -> None:
-        row.failure = str(exc)
-        print(f"  {label(row)} FAILED: {exc}", file=sys.stderr, flush=True)
-
     for c in opts.connections:
         print(f"== {c} connection{'s' if c != 1 else ''}", flush=True)
         live = [v for v in FAILOVER_VARIANTS if v in gateway_ports]
         before = {v: scrape(gateway_ports[v]) for v in live}
-        for variant in live:
-            row = cells[(variant, c)].row
-            try:
-                check_answer(url(variant), "non-stream")
-                if opts.warmup > 0:
-                    run_wrk(pinning, url(variant), "non-stream", c, opts.warmup)
-            except BenchError as exc:
-                fail(row, exc)
-        for i in range(opts.repeats):
-            for variant in live:
-                row = cells[(variant, c)].row
-                if row.failure:
-                    continue
-                try:
-                    run = run_wrk(pinning, url(variant), "non-stream", c, opts.duration)
-                except BenchError as exc:
-                    fail(row, exc)
-                    continue
-                row.runs.append(run)
-                flag = f"  !! ERRORS: {run.error_text}" if run.errors else ""
-                print(
-                    f"  {label(row)} run {i + 1}: {run.rps:>10.1f} req/s  p50 {run.p50_ms:.3f}"
-                    f" ms  p99 {run.p99_ms:.3f} ms{flag}",
-                    flush=True,
-                )
+        measure_interleaved(
+            opts,
+            pinning,
+            {v: (cells[(v, c)].row, chat_url(gateway_ports[v])) for v in live},
+            width=21,
+        )
         for variant in live:
             cell = cells[(variant, c)]
             cell.traffic = Traffic.between(before[variant], scrape(gateway_ports[variant]))
@@ -1132,6 +1425,8 @@ def failover_report(
         "",
         *header,
         "- mode: non-streaming only (the 503 comes before any byte of an answer)",
+        "- metering: off in every variant (`metering: {enabled: false}` in the config files): "
+        "this scenario measures routing; `--scenario metering` measures metering",
         f"- failing primary, checked directly before the run: {rate.failed}/{rate.total} = "
         f"{rate.ratio:.1%} answered 503 `{json.dumps(overloaded_error(), separators=(',', ':'))}`"
         ", the rest the canned completion",
@@ -1232,6 +1527,269 @@ def failover_main(
     return 0
 
 
+# ---------------------------------------------------------------------------- metering scenario
+
+
+@dataclass
+class MeterCell:
+    row: Row
+    requests: int | None = None  # gateway_requests_total during the cell (check, warm-up, runs)
+    writer: dict[str, str] = field(default_factory=dict)  # writer metrics as the runs ended
+
+
+def run_metering_mode(
+    opts: Options,
+    pinning: Pinning,
+    sup: Supervisor,
+    mode: Mode,
+    upstream_port: int,
+    db: ScratchDatabase,
+) -> tuple[list[MeterCell], RowCheck | None]:
+    """Two gateways against this mode's upstream, metering off and on (into db), started
+    together; every connection count's runs interleaved between them. Then the rows check."""
+    upstream_base = f"http://127.0.0.1:{upstream_port}"
+    cells = {
+        (v, c): MeterCell(Row(v, mode, c)) for v in METERING_VARIANTS for c in opts.connections
+    }
+    ports: dict[str, int] = {}
+    started: list[Child] = []
+    check: RowCheck | None = None
+    baseline = db.count() or 0
+    try:
+        for variant in METERING_VARIANTS:
+            on = variant == METER_ON
+            port = free_port()
+            name = f"gateway-metering-{'on' if on else 'off'}-{mode}"
+            try:
+                child = start_bench_gateway(
+                    pinning, sup, name, port, upstream_base, db if on else None
+                )
+                started.append(child)
+                wait_ready(child, port, "/healthz")
+            except BenchError as exc:
+                print(f"!! {variant} ({mode}) did not start: {exc}", file=sys.stderr, flush=True)
+                for c in opts.connections:
+                    cells[(variant, c)].row.failure = f"did not start: {exc}"
+                continue
+            ports[variant] = port
+        for c in opts.connections:
+            print(f"== {mode}, {c} connection{'s' if c != 1 else ''}", flush=True)
+            live = [v for v in METERING_VARIANTS if v in ports]
+            before = {v: scrape(ports[v]) for v in live}
+            measure_interleaved(
+                opts, pinning, {v: (cells[(v, c)].row, chat_url(ports[v])) for v in live}, 12
+            )
+            for v in live:
+                after = scrape(ports[v])
+                cell = cells[(v, c)]
+                cell.writer = writer_metrics(after)
+                if after:
+                    served = metric_sum(after, "gateway_requests_total")
+                    cell.requests = round(served - metric_sum(before[v], "gateway_requests_total"))
+        if METER_ON in ports:
+            check = drain_rows(db, ports[METER_ON], baseline, f"{METER_ON}, {mode}")
+    finally:
+        for child in started:
+            sup.stop(child)
+    if check is not None:
+        count = db.count()
+        check.rows_after_stop = None if count is None else count - baseline
+    return [cells[(v, c)] for c in opts.connections for v in METERING_VARIANTS], check
+
+
+def metering_cell(cells: list[MeterCell], variant: str, mode: str, c: int) -> Row | None:
+    for cell in cells:
+        row = cell.row
+        if (row.target, row.mode, row.connections) == (variant, mode, c):
+            return row if row.runs and not row.failure else None
+    return None
+
+
+def metering_ratios(cells: list[MeterCell], opts: Options) -> list[str]:
+    lines = [
+        "| mode | connections | requests/s on / off | p50 on / off | p99 on / off |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode in opts.modes:
+        for c in opts.connections:
+            off = metering_cell(cells, METER_OFF, mode, c)
+            on = metering_cell(cells, METER_ON, mode, c)
+            if off is None or on is None:
+                lines.append(f"| {mode} | {c} | not measured | | |")
+                continue
+            lines.append(
+                f"| {mode} | {c} | **{on.rps / off.rps:.2f}** | {on.p50 / off.p50:.2f} "
+                f"| {on.p99 / off.p99:.2f} |"
+            )
+    return lines
+
+
+def metering_verdicts(cells: list[MeterCell], opts: Options) -> list[str]:
+    """The issue's target: metering costs < 10% of throughput, i.e. on >= 0.9 x off at 32."""
+    lines = []
+    for mode in opts.modes:
+        off = metering_cell(cells, METER_OFF, mode, 32)
+        on = metering_cell(cells, METER_ON, mode, 32)
+        if off is None or on is None:
+            lines.append(f"- {mode}, 32 connections: not measured")
+            continue
+        ratio = on.rps / off.rps
+        verdict = "PASS" if ratio >= METERING_TARGET else "MISS"
+        lines.append(
+            f"- {mode}, 32 connections: metering-on rps / metering-off rps = {on.rps:.0f} / "
+            f"{off.rps:.0f} = **{ratio:.2f}** (target >= {METERING_TARGET}): **{verdict}**"
+        )
+    return lines
+
+
+def cell_writer_lines(cells: list[MeterCell]) -> list[str]:
+    lines = [
+        "| variant | mode | connections | requests in the cell "
+        "| writer metrics as the runs ended |",
+        "|---|---|---:|---:|---|",
+    ]
+    for cell in cells:
+        row = cell.row
+        served = "?" if cell.requests is None else f"{cell.requests:,}"
+        facts = ", ".join(f"`{k}` {v}" for k, v in cell.writer.items()) or "none"
+        lines.append(f"| {row.target} | {row.mode} | {row.connections} | {served} | {facts} |")
+    return lines
+
+
+def metering_report(
+    opts: Options,
+    cells: list[MeterCell],
+    checks: list[RowCheck],
+    db: ScratchDatabase,
+    header: list[str],
+    run_dir_configs: dict[str, dict[str, Any]],
+) -> str:
+    rows = [c.row for c in cells]
+    lines = [
+        "# Metering overhead benchmark results",
+        "",
+        "Written by `bench/run.py --scenario metering`; see bench/README.md (\"Metering "
+        "scenario\") for what is measured and how to read it. The usage writer's own throughput "
+        "(rows/s into Postgres) is in [RESULTS-metering.md](RESULTS-metering.md).",
+        "",
+        *header,
+        "- runs interleaved: per mode both gateways run side by side, and for each connection "
+        "count run 1 of each, then run 2 of each, ...",
+        f"- database: a fresh `{db.name}` on Postgres {db.version} at {db.where} (same machine, "
+        "not pinned: its inserts compete with the gateway and wrk for the 2 cores, as a "
+        "co-located database would), dropped after the run",
+        "",
+        "Variants (the same gateway and DeepSeek at nginx; configs below):",
+        "",
+        f"- **{METER_OFF}**: `metering: {{enabled: false}}`: no writer, no database.",
+        f"- **{METER_ON}**: `metering: {{enabled: true}}` and `DATABASE_URL` at the scratch "
+        "database: every request's usage row is queued, priced and inserted in batches "
+        "(defaults: batch 1000, flush every 0.5 s).",
+        "",
+        "## Results",
+        "",
+        *table(rows, first="variant"),
+        "",
+        "## Metering on over off",
+        "",
+        "Ratios of the medians: requests/s below 1 and latency above 1 are the price of metering.",
+        "",
+        *metering_ratios(cells, opts),
+        "",
+        "## Target",
+        "",
+        *metering_verdicts(cells, opts),
+        "",
+        "## Rows in the database",
+        "",
+        "Per mode, the metering-on gateway's rows once its writer drained (polled until the "
+        f"count matched or stopped changing, at most {DRAIN_TIMEOUT:g} s, with the gateway "
+        "idle), against the chat requests it served (check requests, warm-ups and runs at every "
+        "connection count); then again after SIGTERM. Every request must be one row.",
+        "",
+        *metering_lines(checks),
+        "",
+        "## Writer metrics",
+        "",
+        "Every /metrics sample with usage, writer, spool or meter in its name, read as each "
+        "cell's last run ended (queue depth then shows how far the writer lagged under load) and "
+        "after the drain. The metering-off gateway has no writer, so it lists none.",
+        "",
+        *cell_writer_lines(cells),
+        "",
+        *writer_lines(checks),
+        "",
+    ]
+    if any(row.errors or row.failure for row in rows):
+        lines += [
+            "**Warning: some cells had errors or failed; their numbers are not to be trusted.**",
+            "",
+        ]
+    lines += failure_details(rows)
+    lines += ["## Gateway configs", ""]
+    for variant, config in run_dir_configs.items():
+        lines += [
+            f"{variant} (`gateway serve --config FILE`, merged over gateway/defaults.yaml; "
+            "`DEEPSEEK_API_KEY=sk-bench`, `DEEPSEEK_BASE_URL` at nginx"
+            + (", `DATABASE_URL` at the scratch database" if variant == METER_ON else "")
+            + "):",
+            "",
+            "```yaml",
+            config_yaml(config).rstrip("\n"),
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def metering_main(
+    opts: Options, pinning: Pinning, command: str, started: datetime, facts: dict[str, str]
+) -> int:
+    """The metering scenario end to end: database, nginx, per mode two gateways, report."""
+    cells: list[MeterCell] = []
+    checks: list[RowCheck] = []
+    with (
+        scratch_database(opts.database) as db,
+        tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp,
+    ):
+        sup = Supervisor(Path(tmp))
+        configs = {
+            METER_OFF: {"metering": metering_config(Path("RUN_DIR"), False)},
+            METER_ON: {"metering": metering_config(Path("RUN_DIR"), True)},
+        }
+        try:
+            upstream = UpstreamPorts.pick()
+            ports = {"non-stream": upstream.json, "stream": upstream.sse}
+            start_nginx(pinning, sup, upstream)
+            for mode in opts.modes:
+                mode_cells, check = run_metering_mode(opts, pinning, sup, mode, ports[mode], db)
+                cells += mode_cells
+                checks += [check] if check else []
+        finally:
+            sup.stop_all()
+    header = run_facts(opts, pinning, command, started, facts)
+    text = metering_report(opts, cells, checks, db, header, configs)
+    opts.output.write_text(text)
+    print()
+    for lines in (
+        table([c.row for c in cells], first="variant"),
+        metering_ratios(cells, opts),
+        metering_verdicts(cells, opts),
+        metering_lines(checks),
+        writer_lines(checks),
+    ):
+        print("\n".join(lines))
+        print()
+    print(f"written to {opts.output}")
+    bad = any(c.row.errors or c.row.failure for c in cells)
+    if bad:
+        print("!! some cells had errors or failed; see the report", file=sys.stderr)
+    if not checks or not all(c.ok for c in checks):
+        print("!! usage rows do not match the requests served; see the report", file=sys.stderr)
+        bad = True
+    return 1 if bad else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(args)
@@ -1245,8 +1803,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, signal.default_int_handler)
     if opts.scenario == "failover":
         return failover_main(opts, pinning, command, started, facts)
+    if opts.scenario == "metering":
+        return metering_main(opts, pinning, command, started, facts)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
+    checks: list[RowCheck] = []
+    with (
+        scratch_database(opts.database) as db,
+        tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp,
+    ):
         sup = Supervisor(Path(tmp))
         try:
             upstream = UpstreamPorts.pick()
@@ -1254,19 +1818,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             start_nginx(pinning, sup, upstream)
             for mode in opts.modes:
                 print(f"== {mode}", flush=True)
-                rows += run_mode(opts, pinning, sup, mode, ports[mode])
+                mode_rows, check = run_mode(opts, pinning, sup, mode, ports[mode], db)
+                rows += mode_rows
+                checks += [check] if check else []
         finally:
             sup.stop_all()
-    text = report(opts, pinning, rows, command, started, facts)
+    text = report(opts, pinning, rows, command, started, facts, db, checks)
     opts.output.write_text(text)
     print()
     print("\n".join(table(rows)))
     print()
     print("\n".join(verdicts(rows)))
+    print()
+    print("\n".join(metering_lines(checks)))
     print(f"\nwritten to {opts.output}")
     bad = any(row.errors or row.failure for row in rows)
     if bad:
         print("!! some cells had errors or failed; see the report", file=sys.stderr)
+    if not all(c.ok for c in checks):
+        print("!! usage rows do not match the requests served; see the report", file=sys.stderr)
+        bad = True
     return 1 if bad else 0
 
 

@@ -25,9 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api import admin, openai, ops, ui
 from gateway.api.json import json_response
 from gateway.api.schema import document_chat_route
-from gateway.auth import Authenticator
+from gateway.auth import AuthGate, KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.keys.manager import KeyManager
+from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import RateLimiter
@@ -125,9 +127,16 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
                           "Usage rows the database refused (kept in the spool's rejected file).",
                           lambda: writer.rows_rejected)
     sinks.append(admission)
+    catalogue = ModelCatalogue(config)
+    # Gateway keys live in the metering database; without one only the master key / loopback.
+    key_store = KeyStore(metering.store) if metering is not None else None
+    auth = KeyAuthenticator(
+        config.master_key.get_secret_value() if config.master_key else None,
+        key_store, config.redis_url,
+    )
     state = GatewayState(
         config=config,
-        catalogue=ModelCatalogue(config),
+        catalogue=catalogue,
         routes=routes,
         client=client,
         proxy=ChatProxy(failover, client, PricingSink(price_book(config), FanOutSink(sinks))),
@@ -135,9 +144,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         admission=admission,
         board=board,
         shared_health=shared,
-        auth=Authenticator(
-            config.master_key.get_secret_value() if config.master_key else None
-        ),
+        auth=auth,
+        keys=KeyManager(key_store, catalogue, auth.announce) if key_store is not None else None,
     )
 
     @asynccontextmanager
@@ -147,10 +155,12 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
             await shared.start()
         if metering is not None:
             await metering.start()
+        await auth.start()
         _announce(state)
         try:
             yield
         finally:
+            await auth.close()
             if shared is not None:
                 await shared.close()
             await client.close()
@@ -172,9 +182,11 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
     app.router.add_route("/ui", ui.page, methods=["GET"])
     app.router.add_route("/ui/login", ui.login, methods=["POST"])
-    app.router.add_route("/admin/usage", admin.usage, methods=["GET"])
+    for path, endpoint, method in admin.ROUTES:
+        app.router.add_route(path, endpoint, methods=[method])
     _install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AuthGate, auth=auth)
+    app.add_middleware(RequestIdMiddleware)  # outermost: refusals carry x-request-id too
     gateway = GatewayApp(app, openai.ChatCompletions(state))
     if config.cors_origins:
         gateway.allow_cors(config.cors_origins)
@@ -255,6 +267,8 @@ def _announce(state: GatewayState) -> None:
         )
     if state.auth.loopback_only:
         log.warning(
-            "GATEWAY_MASTER_KEY is not set: only clients on loopback (127.0.0.1, ::1) "
-            "are accepted"
+            "GATEWAY_MASTER_KEY is not set: only clients on loopback (127.0.0.1, ::1) and "
+            "gateway keys are accepted"
         )
+    if not state.auth.keys_enabled:
+        log.info("gateway keys are off (they need the metering database)")

@@ -1,65 +1,255 @@
-"""Who may call the gateway.
+"""Who may call the gateway, and as whom.
 
-With `GATEWAY_MASTER_KEY` set, clients send it as a bearer token (the OpenAI SDK's `api_key`).
-Without it the gateway is open only to clients on loopback, so a fresh install on a laptop
-works with no setup and is never an open relay on a network.
+Identities, in the order they are tried:
+- the master key (`GATEWAY_MASTER_KEY`): an admin;
+- a virtual key (`sk-sy-...`, see gateway/keys): that key's Principal, with its team, models,
+  limits and budgets;
+- no master key configured and a client on loopback: an admin, whatever token it sends, so a
+  fresh install on a laptop works with no setup and is never an open relay on a network.
+Anyone else is refused. Admin routes (`/admin/*`) also need an admin Principal.
+
+The hot path never waits for the database when a key is cached: key hash -> Principal lives
+30 s while revocations arrive through Redis (`switchyard:keys`), 1 s without Redis; unknown
+keys are cached too, and concurrent misses on one key share one lookup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
+import logging
+import time
+from collections.abc import Callable
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.api.asgi import send_json
+from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from gateway.keys import tokens
+from gateway.keys.cache import Entry, PrincipalCache
+from gateway.keys.events import TEAM_PREFIX, KeyEvents
 from gateway.keys.principal import MASTER, Principal
+from gateway.keys.records import principal_for
+from gateway.keys.store import KeyStore
+
+log = logging.getLogger("gateway.auth")
+
+TTL_SHARED = 30.0        # revocations arrive through Redis: the TTL only bounds a lost message
+TTL_LOCAL = 1.0          # no Redis (or it is down): the TTL is how long a revocation takes
+NEGATIVE_TTL_SHARED = 5.0
+_MAX_CONCURRENT_LOOKUPS = 8  # a flood of distinct bad keys cannot take every DB connection
+_INVALID = "Incorrect API key provided."
 
 
-class Authenticator:
-    def __init__(self, master_key: str | None) -> None:
+class KeyAuthenticator:
+    def __init__(
+        self,
+        master_key: str | None,
+        store: KeyStore | None = None,
+        redis_url: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._master_key = master_key.encode() if master_key else None
+        self._store = store
+        self._clock = clock
+        self._wall = wall_clock
+        self.cache = PrincipalCache()
+        self._pending: dict[str, asyncio.Future[Entry]] = {}
+        self._lookups = asyncio.Semaphore(_MAX_CONCURRENT_LOOKUPS)
+        self.events = (
+            KeyEvents(redis_url, self._on_event, self.cache.clear)
+            if redis_url and store is not None else None
+        )
 
     @property
     def loopback_only(self) -> bool:
+        """No master key: only loopback clients and virtual keys get in."""
         return self._master_key is None
 
-    def check_request(self, request: Request) -> None:
-        self.check(
-            request.headers.get("authorization"),
-            request.headers.get("x-api-key"),
-            request.client.host if request.client else None,
-        )
+    @property
+    def keys_enabled(self) -> bool:
+        return self._store is not None
+
+    async def start(self) -> None:
+        if self.events is not None:
+            await self.events.start()
+
+    async def close(self) -> None:
+        if self.events is not None:
+            await self.events.close()
+
+    # ---- the hot path ----------------------------------------------------------------------
 
     async def authenticate(
         self, authorization: str | None, api_key: str | None, client: str | None
     ) -> Principal:
-        """Who is calling; raises unless they may use the gateway. (Virtual keys extend this in
-        gateway/keys; here the only identities are the master key and a loopback client.)"""
-        self.check(authorization, api_key, client)
-        return MASTER
-
-    def check(self, authorization: str | None, api_key: str | None, client: str | None) -> None:
-        """Raise unless the caller may use the gateway."""
+        """Who is calling; raises unless they may use the gateway."""
+        token = _token(authorization, api_key)
+        if token:
+            if self._master_key is not None and hmac.compare_digest(
+                    token.encode(), self._master_key):
+                return MASTER
+            if tokens.looks_virtual(token):
+                return await self._virtual(token)
         if self._master_key is None:
-            if not _is_loopback(client):
-                raise PermissionDenied(
-                    "This gateway has no GATEWAY_MASTER_KEY and only accepts clients on "
-                    "loopback."
-                )
-            return
-        token = ""
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            token = value.strip() if scheme.lower() == "bearer" else ""
-        elif api_key:
-            token = api_key.strip()
+            if _is_loopback(client):
+                return MASTER
+            raise PermissionDenied(
+                "This gateway has no GATEWAY_MASTER_KEY: clients not on loopback need a "
+                "gateway key (sk-sy-...).")
         if not token:
             raise AuthenticationFailed(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-            )
-        if not hmac.compare_digest(token.encode(), self._master_key):
-            raise AuthenticationFailed("Incorrect API key provided.")
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+        raise AuthenticationFailed(_INVALID)
+
+    async def _virtual(self, token: str) -> Principal:
+        if self._store is None or not tokens.is_virtual_key(token):
+            raise AuthenticationFailed(_INVALID)
+        key_hash = tokens.hash_key(token)
+        entry = self.cache.get(key_hash)
+        if entry is None or entry.stale_at <= self._clock():
+            entry = await self._refresh(key_hash, entry)
+        if entry.principal is None:
+            raise AuthenticationFailed(_INVALID)
+        if entry.expires_ts is not None and self._wall() >= entry.expires_ts:
+            raise AuthenticationFailed("This API key has expired.", code="key_expired")
+        return entry.principal
+
+    async def _refresh(self, key_hash: str, stale: Entry | None) -> Entry:
+        """One lookup per key at a time; a cancelled request does not cancel it for others."""
+        pending = self._pending.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key_hash, stale))
+            self._pending[key_hash] = pending
+            pending.add_done_callback(lambda done: self._forget(key_hash, done))
+        return await asyncio.shield(pending)
+
+    def _forget(self, key_hash: str, done: asyncio.Future[Entry]) -> None:
+        if self._pending.get(key_hash) is done:
+            del self._pending[key_hash]
+        if not done.cancelled():
+            done.exception()  # retrieved, even when every waiter has gone
+
+    async def _load(self, key_hash: str, stale: Entry | None) -> Entry:
+        generation = self.cache.generation
+        try:
+            async with self._lookups:
+                found = await self._store.lookup(key_hash)  # type: ignore[union-attr]
+        except Exception as exc:
+            log.warning("cannot look up a gateway key: %s", type(exc).__name__)
+            if stale is not None:  # database down: keep what we knew, briefly
+                entry = Entry(stale.principal, stale.expires_ts, self._clock() + TTL_LOCAL)
+                self.cache.put(key_hash, entry, self._clock())
+                return entry
+            raise GatewayError("The gateway cannot check API keys right now; try again shortly.",
+                               status=503, code="auth_unavailable") from None
+        now = self._clock()
+        shared = self.events is not None and self.events.live
+        if found is None or found[0].revoked_at is not None:
+            entry = Entry(None, None, now + (NEGATIVE_TTL_SHARED if shared else TTL_LOCAL))
+        else:
+            key, team = found
+            entry = Entry(principal_for(key, team),
+                          key.expires_at.timestamp() if key.expires_at else None,
+                          now + (TTL_SHARED if shared else TTL_LOCAL))
+        if self.cache.generation == generation:  # nothing was invalidated meanwhile
+            self.cache.put(key_hash, entry, now)
+        return entry
+
+    # ---- invalidation ----------------------------------------------------------------------
+
+    async def announce(self, message: str) -> None:
+        """A key (its hash) or a team (`team:<name>`) changed: forget it here and everywhere."""
+        self._on_event(message)
+        if self.events is not None:
+            await self.events.publish(message)
+
+    def _on_event(self, message: str) -> None:
+        if message.startswith(TEAM_PREFIX):
+            self.cache.drop_team(message[len(TEAM_PREFIX):])
+        else:
+            self.cache.drop(message)
+
+    # ---- Starlette routes ------------------------------------------------------------------
+
+    def principal_of(self, request: Request) -> Principal:
+        """The Principal AuthGate found for this request (or, outside it, master/loopback)."""
+        principal = request.scope.get("state", {}).get("principal")
+        if isinstance(principal, Principal):
+            return principal
+        return self._static(request.headers.get("authorization"),
+                            request.headers.get("x-api-key"),
+                            request.client.host if request.client else None)
+
+    def check_request(self, request: Request) -> None:
+        self.principal_of(request)
+
+    def require_admin(self, request: Request) -> Principal:
+        principal = self.principal_of(request)
+        if not principal.is_admin:
+            raise PermissionDenied("This endpoint needs the gateway's master key; gateway "
+                                   "keys cannot use it.", code="admin_only")
+        return principal
+
+    def _static(self, authorization: str | None, api_key: str | None,
+                client: str | None) -> Principal:
+        """Master key or loopback only, without awaiting (for routes AuthGate skipped)."""
+        token = _token(authorization, api_key)
+        if self._master_key is None:
+            if _is_loopback(client):
+                return MASTER
+            raise PermissionDenied("This gateway has no GATEWAY_MASTER_KEY and only accepts "
+                                   "clients on loopback here.")
+        if token and hmac.compare_digest(token.encode(), self._master_key):
+            return MASTER
+        raise AuthenticationFailed(_INVALID if token else "You didn't provide an API key.")
+
+
+class AuthGate:
+    """ASGI middleware: authenticates `/v1/models` and `/admin/*` (which may need a database
+    lookup, so cannot happen in a synchronous check) and leaves the Principal in
+    `scope["state"]["principal"]`. Other routes (health, metrics) pass untouched."""
+
+    def __init__(self, app: ASGIApp, auth: KeyAuthenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        authorization = api_key = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        client = scope.get("client")
+        try:
+            principal = await self.auth.authenticate(
+                authorization, api_key, client[0] if client else None)
+        except GatewayError as err:
+            headers = [(k.encode("latin-1"), v.encode("latin-1"))
+                       for k, v in err.headers.items()]
+            await send_json(send, err.status, err.to_json(), headers)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path in ("/v1/models", "/models") or path == "/admin" or path.startswith("/admin/")
+
+
+def _token(authorization: str | None, api_key: str | None) -> str:
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+    return api_key.strip() if api_key else ""
 
 
 def _is_loopback(host: str | None) -> bool:

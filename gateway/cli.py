@@ -1,4 +1,4 @@
-"""`gateway` command: serve, check-config, models, migrate, usage."""
+"""`gateway` command: serve, check-config, models, migrate, usage, keys, teams."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import typer
 import uvicorn
 
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.keys.commands import keys_cli, teams_cli
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Switchyard: an OpenAI-compatible gateway for DeepSeek V4.")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(teams_cli, name="teams")
 
 ConfigOption = Annotated[
     Path | None,

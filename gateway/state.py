@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.auth import Authenticator
+from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig
+from gateway.keys.manager import KeyManager
 from gateway.limits.admission import Admission
 from gateway.metrics import GatewayMetrics
 from gateway.models import ModelCatalogue
@@ -25,6 +26,7 @@ class GatewayState:
     proxy: ChatProxy
     metrics: GatewayMetrics
     admission: Admission
-    auth: Authenticator
+    auth: KeyAuthenticator
     board: HealthBoard
     shared_health: SharedHealth | None
+    keys: KeyManager | None = None  # None: no database (metering off), so no gateway keys

@@ -76,7 +76,7 @@ class UsageEvent:
     attempts: list[tuple[str, str]] = field(default_factory=list)
     error_type: str | None = None
     client_user: str | None = None
-    key_id: str | None = None  # gateway keys and teams arrive with a later issue
+    key_id: str | None = None  # the gateway key (None: master key or loopback)
     team: str | None = None
     started_at: float = field(default_factory=time.time)
     latency_s: float = 0.0

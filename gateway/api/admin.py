@@ -1,19 +1,27 @@
-"""Admin endpoints: usage reports from the metering database.
+"""Admin endpoints: usage reports, and keys and teams.
 
-Same gate as the rest of the gateway (the master key, or loopback only when none is set); keys
-for teams arrive with a later issue and will narrow what a caller may see."""
+Admins only: the master key, or a loopback client when no master key is set. A gateway key is
+refused with a 403 whatever it may otherwise do. Keys live in the metering database, so with
+metering off these routes answer 503 and the gateway keeps working on master key / loopback.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
-from typing import cast
+from typing import Any, cast
 
+import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.json import json_response
 from gateway.db.queries import GROUP_BYS, GroupBy
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.keys.manager import KeyManager
+from gateway.keys.records import KeyRecord, TeamRecord
+from gateway.keys.specs import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, parse
 from gateway.metering.writer import MeteringWriter
 from gateway.state import GatewayState
 
@@ -23,7 +31,7 @@ async def usage(request: Request) -> Response:
     group with requests, tokens by type and cost. `from`/`to` are ISO dates or datetimes
     (UTC unless an offset is given); `to` is exclusive, a bare date means its midnight."""
     state: GatewayState = request.app.state.gateway
-    state.auth.check_request(request)
+    state.auth.require_admin(request)
     writer: MeteringWriter | None = request.app.state.metering
     if writer is None:
         raise GatewayError("Metering is disabled on this gateway.", status=503,
@@ -58,3 +66,127 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         raise InvalidRequest(f"{name}: expected an ISO date or datetime",
                              param=name) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# ---- keys and teams -------------------------------------------------------------------------
+
+Handler = Callable[[KeyManager, Request], Awaitable[Response]]
+
+
+def _keys_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Admin check, then the manager (503 without a database), and database failures as 503
+    rather than 500s that might carry driver text."""
+
+    async def endpoint(request: Request) -> Response:
+        state: GatewayState = request.app.state.gateway
+        state.auth.require_admin(request)
+        if state.keys is None:
+            raise GatewayError(
+                "Gateway keys need a database, and metering is disabled on this gateway "
+                "(set DATABASE_URL, or metering.enabled: true for the SQLite file).",
+                status=503, code="keys_disabled")
+        try:
+            return await handler(state.keys, request)
+        except (SQLAlchemyError, OSError):
+            raise GatewayError("The key database is unavailable.", status=503,
+                               code="database_unavailable") from None
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+
+
+def _key(record: KeyRecord) -> dict[str, Any]:
+    return record.to_json()
+
+
+def _team(record: TeamRecord) -> dict[str, Any]:
+    return record.to_json()
+
+
+def _listing(items: list[dict[str, Any]]) -> Response:
+    return json_response({"object": "list", "data": items})
+
+
+@_keys_route
+async def create_key(keys: KeyManager, request: Request) -> Response:
+    """`POST /admin/keys`: 201 with the key itself, shown this once."""
+    record, raw = await keys.create_key(parse(KeyCreate, await _body(request)))
+    return json_response({**_key(record), "key": raw}, status=201)
+
+
+@_keys_route
+async def list_keys(keys: KeyManager, request: Request) -> Response:
+    """`GET /admin/keys[?team=T&include_revoked=true]`: never hashes, never keys."""
+    include = request.query_params.get("include_revoked", "").lower() in ("1", "true", "yes")
+    records = await keys.list_keys(include_revoked=include,
+                                   team=request.query_params.get("team") or None)
+    return _listing([_key(r) for r in records])
+
+
+@_keys_route
+async def get_key(keys: KeyManager, request: Request) -> Response:
+    return json_response(_key(await keys.get_key(request.path_params["key_id"])))
+
+
+@_keys_route
+async def update_key(keys: KeyManager, request: Request) -> Response:
+    spec = parse(KeyUpdate, await _body(request))
+    return json_response(_key(await keys.update_key(request.path_params["key_id"], spec)))
+
+
+@_keys_route
+async def revoke_key(keys: KeyManager, request: Request) -> Response:
+    """`DELETE /admin/keys/{id}`: revoked at once in every process (through Redis)."""
+    return json_response(_key(await keys.revoke_key(request.path_params["key_id"])))
+
+
+@_keys_route
+async def create_team(keys: KeyManager, request: Request) -> Response:
+    record = await keys.create_team(parse(TeamCreate, await _body(request)))
+    return json_response(_team(record), status=201)
+
+
+@_keys_route
+async def list_teams(keys: KeyManager, request: Request) -> Response:
+    return _listing([_team(r) for r in await keys.list_teams()])
+
+
+@_keys_route
+async def get_team(keys: KeyManager, request: Request) -> Response:
+    return json_response(_team(await keys.get_team(request.path_params["name"])))
+
+
+@_keys_route
+async def update_team(keys: KeyManager, request: Request) -> Response:
+    spec = parse(TeamUpdate, await _body(request))
+    return json_response(_team(await keys.update_team(request.path_params["name"], spec)))
+
+
+@_keys_route
+async def delete_team(keys: KeyManager, request: Request) -> Response:
+    """`DELETE /admin/teams/{name}`: refused (409) while the team has active keys."""
+    record = await keys.delete_team(request.path_params["name"])
+    return json_response({**_team(record), "deleted": True})
+
+
+ROUTES: tuple[tuple[str, Callable[[Request], Awaitable[Response]], str], ...] = (
+    ("/admin/usage", usage, "GET"),
+    ("/admin/keys", create_key, "POST"),
+    ("/admin/keys", list_keys, "GET"),
+    ("/admin/keys/{key_id}", get_key, "GET"),
+    ("/admin/keys/{key_id}", update_key, "PATCH"),
+    ("/admin/keys/{key_id}", revoke_key, "DELETE"),
+    ("/admin/teams", create_team, "POST"),
+    ("/admin/teams", list_teams, "GET"),
+    ("/admin/teams/{name}", get_team, "GET"),
+    ("/admin/teams/{name}", update_team, "PATCH"),
+    ("/admin/teams/{name}", delete_team, "DELETE"),
+)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -58,3 +60,40 @@ usage = Table(
 )
 
 COLUMNS = tuple(c.name for c in usage.columns)
+
+# Teams group keys under shared limits and budgets (see gateway/keys). `metadata` is free-form
+# JSON for operators (cost centre, owner); the gateway never reads it.
+teams = Table(
+    "teams",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("budget_usd", Float),
+    Column("budget_period", String(8)),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Virtual keys. Only the sha256 of a key is stored (`key_hash`, what authentication looks up)
+# plus its first characters for display; revoked keys stay, with `revoked_at`, so usage rows
+# keep pointing at something.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("team", String(128), ForeignKey("teams.name", name="fk_api_keys_team")),
+    Column("allowed_models", JSON),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("budget_usd", Float),
+    Column("budget_period", String(8)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_api_keys_team", "team"),
+)

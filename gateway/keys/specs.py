@@ -1,0 +1,86 @@
+"""What the admin API accepts for keys and teams: validated once, at the edge.
+
+Updates are partial: only fields present in the body change, and `null` clears a limit, a
+budget, an expiry, a model list or a key's team.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import InvalidRequest
+from gateway.keys.principal import Period
+
+TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeyCreate(_Spec):
+    name: str = Field(min_length=1, max_length=256)
+    team: str | None = None
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_period: Period = "month"
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyUpdate(_Spec):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    team: str | None = None
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_period: Period | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TeamCreate(_Spec):
+    name: str = Field(pattern=TEAM_NAME)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_period: Period = "month"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TeamUpdate(_Spec):
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
+    budget_period: Period | None = None
+    metadata: dict[str, Any] | None = None
+
+
+NOT_NULL = frozenset({"name", "metadata"})
+S = TypeVar("S", bound=_Spec)
+
+
+def parse(spec: type[S], body: object) -> S:
+    """The body as `spec`, or a 400 naming the first bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    for name in NOT_NULL & body.keys():
+        if body[name] is None:
+            raise InvalidRequest(f"{name} cannot be null.", param=name)
+    try:
+        return spec.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or None
+        raise InvalidRequest(f"Invalid {where or 'body'}: {err['msg']}", param=where) from None
+
+
+def changes(spec: BaseModel) -> dict[str, Any]:
+    """The fields the body actually set (so null means 'clear', absence means 'keep')."""
+    return {name: getattr(spec, name) for name in spec.model_fields_set}
