@@ -83,6 +83,8 @@ def make_gateway(upstreams: Upstreams, tmp_path: Path) -> Iterator[GatewayFactor
             environment[f"{prefix}_API_KEY"] = upstreams[name].key
             environment[f"{prefix}_BASE_URL"] = upstreams[name].base_url
         environment.update(env or {})
+        if "metering:" not in yaml:  # any usage spool stays in the test's tmp dir
+            yaml += f"\nmetering: {{spool_path: {tmp_path / f'spool-{len(started)}'}}}\n"
         path = None
         if yaml:
             path = tmp_path / f"gateway-{len(started)}.yaml"

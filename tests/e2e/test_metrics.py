@@ -151,7 +151,8 @@ def test_several_worker_processes_report_one_total(
 def test_the_usage_writer_reports_its_backlog(
     make_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"})
+    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"},
+                           yaml=f"metering: {{spool_path: {tmp_path / 'spool'}}}\n")
     gateway.openai().chat.completions.create(model="deepseek-v4-flash", messages=MESSAGES)
     m = scrape(gateway.url)
     for name in ("gateway_usage_queue_depth", "gateway_usage_spooled_rows",

@@ -16,6 +16,11 @@ from tests.upstream.common import Faults
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
+def spool_in(tmp_path: Path) -> str:
+    """Keep the usage writer's spool out of the working tree."""
+    return f"metering: {{spool_path: {tmp_path / 'spool'}}}\n"
+
+
 def seed(gateway: RunningGateway, master_key: str | None = None) -> list[dict]:
     """Send a mix of requests, then wait until every one is a usage row; return the daily
     report the page must agree with."""
@@ -40,7 +45,8 @@ def test_the_page_needs_the_master_key_and_shows_the_numbers(
 ) -> None:
     master = "sk-master-ui-test"
     gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db",
-                                              "GATEWAY_MASTER_KEY": master})
+                                              "GATEWAY_MASTER_KEY": master},
+                           yaml=spool_in(tmp_path))
     days = seed(gateway, master)
     with httpx.Client(base_url=gateway.url) as browser:
         first = browser.get("/ui")
@@ -65,7 +71,8 @@ COOKIE_NAME = "switchyard_ui"
 
 def test_an_error_in_the_period_is_a_clean_400(make_gateway: GatewayFactory,
                                                tmp_path: Path) -> None:
-    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"})
+    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"},
+                           yaml=spool_in(tmp_path))
     response = httpx.get(gateway.url + "/ui?from=yesterday")
     assert response.status_code == 400
 
@@ -80,7 +87,8 @@ def test_chromium_renders_the_seeded_usage(
     from selenium.webdriver.common.by import By
 
     gateway = make_gateway(["deepseek", "ollama"],
-                           env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"})
+                           env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db"},
+                           yaml=spool_in(tmp_path))
     upstreams.ollama.faults = Faults(status=503)  # type: ignore[attr-defined]
     days = seed(gateway)
     options = webdriver.ChromeOptions()
