@@ -77,6 +77,8 @@ class GatewayMetrics:
             "gateway_in_flight_requests", "Chat requests being served now.",
             registry=own, multiprocess_mode="livesum")
         self._state = _StateCollector(board, target_keys)
+        # labels() costs a lock and a dict walk; a request touches ~8 series, so keep them.
+        self._children: dict[tuple[Any, ...], Any] = {}
         if self.multiprocess:
             MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.registry.register(self._state)
@@ -85,31 +87,39 @@ class GatewayMetrics:
         """Expose values read at scrape time (e.g. the usage writer's queue depth)."""
         self._state.extra.append((name, documentation, probe))
 
+    def _series(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def record(self, event: UsageEvent) -> None:
         """UsageSink: one finished request."""
         provider = event.provider or "none"
         model = event.model
-        self.requests.labels(model, provider, event.status).inc()
+        series = self._series
+        series(self.requests, model, provider, event.status).inc()
         for attempt_provider, outcome in event.attempts:
-            self.attempts.labels(attempt_provider, outcome).inc()
+            series(self.attempts, attempt_provider, outcome).inc()
         if event.provider is None:
             return
-        self.duration.labels(model, provider).observe(event.latency_s)
+        series(self.duration, model, provider).observe(event.latency_s)
         if event.ttft_s is not None:
-            self.ttft.labels(model, provider).observe(event.ttft_s)
+            series(self.ttft, model, provider).observe(event.ttft_s)
         if event.overhead_s is not None:
             self.overhead.observe(max(0.0, event.overhead_s))
         usage = event.usage
         if usage is not None:
             tokens = self.tokens
-            tokens.labels(model, provider, "prompt").inc(usage.prompt_tokens)
-            tokens.labels(model, provider, "completion").inc(usage.completion_tokens)
+            series(tokens, model, provider, "prompt").inc(usage.prompt_tokens)
+            series(tokens, model, provider, "completion").inc(usage.completion_tokens)
             if usage.cache_hit_tokens:
-                tokens.labels(model, provider, "cache_hit").inc(usage.cache_hit_tokens)
+                series(tokens, model, provider, "cache_hit").inc(usage.cache_hit_tokens)
             if usage.reasoning_tokens:
-                tokens.labels(model, provider, "reasoning").inc(usage.reasoning_tokens)
+                series(tokens, model, provider, "reasoning").inc(usage.reasoning_tokens)
         if event.cost_usd:
-            self.cost.labels(model, provider).inc(event.cost_usd)
+            series(self.cost, model, provider).inc(event.cost_usd)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -44,9 +44,14 @@ class Completion:
 
 @dataclass(slots=True)
 class StreamingAnswer:
+    """Either `chunks` to relay as they come, or, when the upstream had already sent the
+    whole answer by the time it was checked, the `whole` event stream to send in one write
+    (nothing left to cancel, so no disconnect watch is needed)."""
+
     target: Target
     attempts: Attempts
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[bytes] | None
+    whole: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -155,6 +160,13 @@ class ChatProxy:
             self._failover.latency.observe(
                 served.target.key, opened.translator.first_token_at - started
             )
+        if opened.translator.done:
+            self._record_stream(opened, event, started, "ok")
+            await self._drain(opened)
+            if not opened.response.closed:
+                opened.response.close()
+            return StreamingAnswer(served.target, served.attempts, None,
+                                   whole=opened.held + DONE_EVENT)
         return StreamingAnswer(served.target, served.attempts, self._relay(opened, event, started))
 
     async def _open_stream(self, target: Target, req: ChatRequest) -> _OpenStream:
@@ -199,14 +211,9 @@ class ChatProxy:
 
         def record(status: str) -> None:
             nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            translator.remember_reasoning()
-            if translator.first_token_at is not None:
-                event.ttft_s = translator.first_token_at - started
-            usage = translator.usage or _estimate(translator)
-            self._finish(event, status, opened.target, None, usage, started)
+            if not recorded:
+                recorded = True
+                self._record_stream(opened, event, started, status)
 
         try:
             # Everything is sent as soon as it is translated; only the last chunks and [DONE]
@@ -247,6 +254,16 @@ class ChatProxy:
             # close(), not release(): an unfinished upstream request must stop now.
             if not opened.response.closed:
                 opened.response.close()
+
+    def _record_stream(
+        self, opened: _OpenStream, event: UsageEvent, started: float, status: str
+    ) -> None:
+        translator = opened.translator
+        translator.remember_reasoning()
+        if translator.first_token_at is not None:
+            event.ttft_s = translator.first_token_at - started
+        usage = translator.usage or _estimate(translator)
+        self._finish(event, status, opened.target, None, usage, started)
 
     async def _drain(self, opened: _OpenStream) -> None:
         if opened.response.content.at_eof():

@@ -111,6 +111,15 @@ async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await send_json(send, error.status, error.to_json(), header_list(request_id, error.headers))
 
 
+async def send_whole_event_stream(
+    send: Send, body: bytes, headers: Iterable[tuple[bytes, bytes]]
+) -> None:
+    """An event stream already complete: headers and every event in one write each."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [_SSE, _NO_CACHE, *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def send_event_stream(
     scope: Scope, receive: Receive, send: Send, chunks: AsyncIterator[bytes],
     headers: Iterable[tuple[bytes, bytes]],

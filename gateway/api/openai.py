@@ -20,6 +20,7 @@ from gateway.api.asgi import (
     send_error,
     send_event_stream,
     send_json,
+    send_whole_event_stream,
 )
 from gateway.api.json import json_response
 from gateway.errors import GatewayError
@@ -60,8 +61,13 @@ class ChatCompletions:
                     "x-gateway-upstream-model": answer.target.upstream_model,
                     "x-gateway-attempts": answer.attempts.header(),
                 })
-                await send_event_stream(scope, receive, send, answer.chunks,
-                                        header_list(headers.request_id, extra))
+                if answer.whole is not None:
+                    await send_whole_event_stream(
+                        send, answer.whole, header_list(headers.request_id, extra))
+                else:
+                    assert answer.chunks is not None
+                    await send_event_stream(scope, receive, send, answer.chunks,
+                                            header_list(headers.request_id, extra))
                 return
             completion = await state.proxy.complete(
                 req, headers.request_id, headers.pinned, principal)

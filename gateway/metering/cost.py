@@ -33,11 +33,25 @@ class PricingSink:
     def __init__(self, prices: PriceBook, inner: UsageSink) -> None:
         self._prices = prices
         self._inner = inner
+        # Prices change at most at minute boundaries (dates, peak windows): look each one up
+        # once a minute, not once a request.
+        self._minute = -1
+        self._cache: dict[tuple[str, str], Price | None] = {}
 
     def record(self, event: UsageEvent) -> None:
         if event.usage is not None and event.provider is not None:
-            at = datetime.fromtimestamp(event.started_at, UTC)
-            price = self._prices.price(event.provider, event.model, at)
+            price = self._price(event.provider, event.model, event.started_at)
             if price is not None:
                 event.cost_usd = cost_usd(event.usage, price)
         self._inner.record(event)
+
+    def _price(self, provider: str, model: str, timestamp: float) -> Price | None:
+        minute = int(timestamp // 60)
+        if minute != self._minute:
+            self._minute = minute
+            self._cache.clear()
+        key = (provider, model)
+        if key not in self._cache:
+            at = datetime.fromtimestamp(minute * 60, UTC)
+            self._cache[key] = self._prices.price(provider, model, at)
+        return self._cache[key]
