@@ -55,7 +55,7 @@ import yaml  # the gateway's own dependency: run.py runs with the project's venv
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-TARGETS = ("direct", "raw", "gateway")
+TARGETS = ("direct", "raw", "raw-json", "gateway")
 MODES = ("non-stream", "stream")
 Mode = Literal["non-stream", "stream"]
 SCENARIOS = ("overhead", "failover", "metering")
@@ -704,15 +704,19 @@ def require_tools() -> None:
         )
 
 
+RAW_APPS = {"raw": "bench.raw_forwarder:create_app",
+            "raw-json": "bench.raw_json_forwarder:create_app"}
+
+
 def python_server_argv(pinning: Pinning, port: int, target: str) -> list[str]:
-    if target == "raw":
+    if target in RAW_APPS:
         return [
             *pinning.server,
             sys.executable,
             "-m",
             "uvicorn",
             "--factory",
-            "bench.raw_forwarder:create_app",
+            RAW_APPS[target],
             "--host",
             "127.0.0.1",
             "--port",
@@ -744,7 +748,7 @@ def server_env(target: str, upstream_base: str) -> dict[str, str]:
         "DATABASE_URL",
     ):
         env.pop(name, None)
-    if target == "raw":
+    if target in RAW_APPS:
         env["UPSTREAM_URL"] = f"{upstream_base}/chat/completions"
     else:
         env["DEEPSEEK_API_KEY"] = "sk-bench"
@@ -791,7 +795,7 @@ def run_mode(
     baseline = db.count() or 0
     gateway_port = 0
     try:
-        for target in ("raw", "gateway"):
+        for target in ("raw", "raw-json", "gateway"):
             if target not in opts.targets:
                 continue
             port = free_port()
@@ -923,6 +927,13 @@ def verdicts(rows: list[Row]) -> list[str]:
             )
         else:
             lines.append(f"- {mode}, 1 connection: p50 difference not measured")
+        json32 = find_row(rows, "raw-json", mode, 32)
+        if gw32 and json32 and raw32:
+            lines.append(
+                f"- {mode}, 32 connections, for context: raw-json (the raw forwarder plus one "
+                f"orjson round trip per SSE event) / raw = {json32.rps / raw32.rps:.2f}; "
+                f"gateway / raw-json = {gw32.rps / json32.rps:.2f}"
+            )
     return lines
 
 
