@@ -756,27 +756,6 @@ def server_env(target: str, upstream_base: str) -> dict[str, str]:
     return env
 
 
-def measure(opts: Options, pinning: Pinning, row: Row, url: str) -> None:
-    """Warm up, then `repeats` wrk runs; a failure is kept on the row, never hidden."""
-    label = f"{row.target:8} {row.mode:10} c={row.connections:<3}"
-    try:
-        check_answer(url, row.mode)
-        if opts.warmup > 0:
-            run_wrk(pinning, url, row.mode, row.connections, opts.warmup)
-        for i in range(opts.repeats):
-            run = run_wrk(pinning, url, row.mode, row.connections, opts.duration)
-            row.runs.append(run)
-            flag = f"  !! ERRORS: {run.error_text}" if run.errors else ""
-            print(
-                f"  {label} run {i + 1}: {run.rps:>10.1f} req/s  p50 {run.p50_ms:.3f} ms"
-                f"  p99 {run.p99_ms:.3f} ms{flag}",
-                flush=True,
-            )
-    except BenchError as exc:
-        row.failure = str(exc)
-        print(f"  {label} FAILED: {exc}", file=sys.stderr, flush=True)
-
-
 def run_mode(
     opts: Options,
     pinning: Pinning,
@@ -819,15 +798,22 @@ def run_mode(
             urls[target] = f"http://127.0.0.1:{port}/v1/chat/completions"
             if target == "gateway":
                 gateway_port = port
+        # Interleaved per connection count (run 1 of every target, run 2 of every target, ...):
+        # this box's speed drifts over minutes (other load, Postgres checkpoints after the
+        # gateway's inserts), and a drift must shift every target alike, not one of them.
         rows = []
-        for target in opts.targets:
-            for connections in opts.connections:
+        width = max(len(t) for t in opts.targets)
+        for connections in opts.connections:
+            cells: dict[str, tuple[Row, str]] = {}
+            for target in opts.targets:
                 row = Row(target, mode, connections)
+                rows.append(row)
                 if target in startup_failures:
                     row.failure = f"did not start: {startup_failures[target]}"
                 else:
-                    measure(opts, pinning, row, urls[target])
-                rows.append(row)
+                    cells[target] = (row, urls[target])
+            measure_interleaved(opts, pinning, cells, width)
+        rows.sort(key=lambda r: (opts.targets.index(r.target), r.connections))
         if gateway_port:
             check = drain_rows(db, gateway_port, baseline, f"gateway, {mode}")
     finally:
@@ -968,7 +954,8 @@ def run_facts(
         f"- command: `{command}`",
         f"- per cell: {opts.warmup:g} s warm-up, then {opts.repeats} x {opts.duration:g} s wrk "
         f"runs (`wrk -t1 -cN --latency -s bench/post.lua`); the table shows the median of the "
-        f"runs' requests/s, p50 and p99, and the sum of their errors",
+        f"runs' requests/s, p50 and p99, and the sum of their errors; runs are interleaved "
+        f"across targets (run 1 of each, run 2 of each, ...) so drift shifts all alike",
         f"- pinning: {pin_note}",
     ]
 
