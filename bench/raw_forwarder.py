@@ -59,8 +59,7 @@ class RawForwarder:
             start = {"type": "http.response.start", "status": resp.status}
             if ctype.startswith(b"text/event-stream"):
                 await send({**start, "headers": [(b"content-type", ctype)]})
-                async for chunk in resp.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await self._relay_stream(resp, send)
                 await send({"type": "http.response.body", "body": b""})
             else:
                 data = await resp.read()
@@ -69,6 +68,12 @@ class RawForwarder:
                     {**start, "headers": [(b"content-type", ctype), (b"content-length", length)]}
                 )
                 await send({"type": "http.response.body", "body": data})
+
+
+    async def _relay_stream(self, resp: aiohttp.ClientResponse, send: Send) -> None:
+        """Each chunk as it arrives, untouched."""
+        async for chunk in resp.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 def create_app() -> RawForwarder:

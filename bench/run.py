@@ -914,7 +914,7 @@ def verdicts(rows: list[Row]) -> list[str]:
         else:
             lines.append(f"- {mode}, 1 connection: p50 difference not measured")
         json32 = find_row(rows, "raw-json", mode, 32)
-        if gw32 and json32 and raw32:
+        if mode == "stream" and gw32 and json32 and raw32:
             lines.append(
                 f"- {mode}, 32 connections, for context: raw-json (the raw forwarder plus one "
                 f"orjson round trip per SSE event) / raw = {json32.rps / raw32.rps:.2f}; "

@@ -25,6 +25,8 @@ from gateway.api.asgi import (
 from gateway.api.json import json_response
 from gateway.errors import GatewayError
 from gateway.request import parse_chat_request
+from gateway.routing.failover import Attempts
+from gateway.routing.policy import Target
 from gateway.state import GatewayState
 
 log = logging.getLogger("gateway")
@@ -56,11 +58,7 @@ class ChatCompletions:
                 answer = await state.proxy.stream(
                     req, headers.request_id, headers.pinned, principal)
                 started = True
-                extra.update({
-                    "x-gateway-provider": answer.target.provider.name,
-                    "x-gateway-upstream-model": answer.target.upstream_model,
-                    "x-gateway-attempts": answer.attempts.header(),
-                })
+                extra.update(_served_by(answer.target, answer.attempts))
                 if answer.whole is not None:
                     await send_whole_event_stream(
                         send, answer.whole, header_list(headers.request_id, extra))
@@ -72,11 +70,7 @@ class ChatCompletions:
             completion = await state.proxy.complete(
                 req, headers.request_id, headers.pinned, principal)
             started = True
-            extra.update({
-                "x-gateway-provider": completion.target.provider.name,
-                "x-gateway-upstream-model": completion.target.upstream_model,
-                "x-gateway-attempts": completion.attempts.header(),
-            })
+            extra.update(_served_by(completion.target, completion.attempts))
             await send_json(send, 200, completion.body, header_list(headers.request_id, extra))
         except GatewayError as err:
             if not started:
@@ -89,6 +83,14 @@ class ChatCompletions:
                     code="internal_error"), headers.request_id)
         finally:
             in_flight.dec()
+
+
+def _served_by(target: Target, attempts: Attempts) -> dict[str, str]:
+    return {
+        "x-gateway-provider": target.provider.name,
+        "x-gateway-upstream-model": target.upstream_model,
+        "x-gateway-attempts": attempts.header(),
+    }
 
 
 async def list_models(request: Request) -> Response:
