@@ -37,6 +37,20 @@ def panels(board: JSON) -> list[JSON]:
     return out
 
 
+def targets(board: JSON, datasource_type: str) -> list[tuple[str, JSON]]:
+    """(panel title, target) for every query on the dashboard sent to that datasource type."""
+    return [(p["title"], t) for p in panels(board) for t in p.get("targets", [])
+            if t["datasource"]["type"] == datasource_type]
+
+
 def queries(board: JSON) -> list[tuple[str, JSON]]:
     """(panel title, target) for every Prometheus query on the dashboard."""
-    return [(p["title"], t) for p in panels(board) for t in p.get("targets", [])]
+    return targets(board, "prometheus")
+
+
+POSTGRES = "grafana-postgresql-datasource"  # Grafana's built-in PostgreSQL data source
+
+
+def sql_queries(board: JSON) -> list[tuple[str, JSON]]:
+    """(panel title, target) for every usage-database (SQL) query on the dashboard."""
+    return targets(board, POSTGRES)

@@ -23,11 +23,13 @@ from tests.deploy.common import (
     DASHBOARD,
     GRAFANA_PROVISIONING,
     JSON,
+    POSTGRES,
     ROOT,
     dashboard,
     load_yaml,
     panels,
     queries,
+    sql_queries,
 )
 from tests.e2e.conftest import GatewayFactory, RunningGateway, Upstreams
 from tests.upstream.common import Faults
@@ -43,38 +45,63 @@ def promql(expr: str) -> str:
     return expr
 
 
-def test_every_panel_queries_prometheus_through_the_provisioned_datasource() -> None:
-    """Each query panel uses the datasource variable, whose default is the provisioned uid."""
-    board = dashboard()
-    provisioned = load_yaml(GRAFANA_PROVISIONING / "datasources" / "prometheus.yaml")
-    (source,) = provisioned["datasources"]
-    assert source["type"] == "prometheus"
-    (variable,) = [v for v in board["templating"]["list"] if v["type"] == "datasource"]
-    assert variable["query"] == "prometheus"
+def _datasource_reference(board: JSON, provisioning: str) -> JSON:
+    """The panel reference to the datasource variable whose default is the uid provisioned in
+    deploy/grafana/provisioning/datasources/<provisioning>."""
+    (source,) = load_yaml(GRAFANA_PROVISIONING / "datasources" / provisioning)["datasources"]
+    (variable,) = [v for v in board["templating"]["list"]
+                   if v["type"] == "datasource" and v["query"] == source["type"]]
     assert variable["current"]["value"] == source["uid"]
-    reference = {"type": "prometheus", "uid": "${" + variable["name"] + "}"}
+    return {"type": source["type"], "uid": "${" + variable["name"] + "}"}
+
+
+def test_every_panel_queries_through_a_provisioned_datasource() -> None:
+    """Each query panel uses a datasource variable whose default is a provisioned uid:
+    Prometheus for the metric panels, the usage database for the team and key panels."""
+    board = dashboard()
+    prometheus = _datasource_reference(board, "prometheus.yaml")
+    usage_db = _datasource_reference(board, "usage-postgres.yaml")
+    assert prometheus["type"] == "prometheus" and usage_db["type"] == POSTGRES
     found = queries(board)
     assert len(found) >= 15
     for title, target in found:
-        assert target["datasource"] == reference, title
+        assert target["datasource"] == prometheus, title
         leftover = re.findall(r"\$\w+", promql(target["expr"]))
         assert not leftover, f"{title}: unknown variables {leftover}"
+    sql = sql_queries(board)
+    assert len(sql) >= 4
+    for title, target in sql:
+        assert target["datasource"] == usage_db, title
+        assert target["rawQuery"] and target["format"] in ("time_series", "table"), title
+    every_target = [t for p in panels(board) for t in p.get("targets", [])]
+    assert len(every_target) == len(found) + len(sql)  # no third kind of query
     ids = [p["id"] for p in panels(board)]
     assert len(ids) == len(set(ids))
     for panel in panels(board):
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] not in ("row", "text"):
-            assert panel["datasource"] == reference and panel["targets"], panel["title"]
+            assert panel["datasource"] in (prometheus, usage_db), panel["title"]
+            assert panel["targets"], panel["title"]
+            assert all(t["datasource"] == panel["datasource"] for t in panel["targets"])
 
 
 def test_the_dashboard_says_where_team_and_key_spend_come_from() -> None:
-    """Team and key are not metric labels; a text panel points at /admin/usage."""
+    """Team and key are not metric labels; a text panel says the team and key panels read the
+    usage database, and those panels sit in their own row."""
     board = dashboard()
     texts = [p["options"]["content"] for p in panels(board) if p["type"] == "text"]
-    assert any("/admin/usage" in t and "team" in t and "key" in t for t in texts)
+    assert any("usage database" in t and "team" in t and "key" in t and "bounded" in t
+               for t in texts)
+    assert not any("not on the dashboard" in t for t in texts)
     for _, target in queries(board):
         assert not re.search(r"\b(team|key_id|key)\b", target["expr"]), target["expr"]
+    rows = [p for p in board["panels"] if p["type"] == "row"]
+    (row,) = [p for p in rows if p["title"] == "Spend by team and key (usage database)"]
+    below = [p for p in board["panels"] if p["gridPos"]["y"] > row["gridPos"]["y"]
+             and not any(r["gridPos"]["y"] > row["gridPos"]["y"] for r in rows
+                         if r["gridPos"]["y"] < p["gridPos"]["y"])]
+    assert {p["title"] for p in below} == {title for title, _ in sql_queries(board)}
 
 
 def test_compose_mounts_the_provisioning_where_it_points() -> None:
@@ -94,6 +121,34 @@ def test_compose_mounts_the_provisioning_where_it_points() -> None:
         "datasources"]
     assert source["url"] == "http://prometheus:9090"
     assert "prometheus" in compose["services"]
+
+
+def _compose_value(value: str) -> str:
+    """A compose environment value with `${NAME:-default}` resolved to its default (no .env)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def test_the_usage_database_datasource_reaches_compose_postgres() -> None:
+    """The PostgreSQL datasource's ${...} placeholders are all set on compose's grafana service
+    and, with compose's defaults, name the postgres service, its database and its credentials."""
+    compose = load_yaml(COMPOSE)
+    grafana = compose["services"]["grafana"]
+    postgres = compose["services"]["postgres"]["environment"]
+    env = {name: _compose_value(str(value)) for name, value in grafana["environment"].items()}
+    text = (GRAFANA_PROVISIONING / "datasources" / "usage-postgres.yaml").read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders and placeholders <= set(env), placeholders - set(env)
+    assert not re.findall(r"\$(?!\{)", text.split("\napiVersion")[1])  # only ${NAME} forms
+    expanded = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], text)
+    (source,) = yaml.safe_load(expanded)["datasources"]
+    assert source["type"] == POSTGRES and source["access"] == "proxy"
+    assert source["url"] == "postgres:5432"
+    assert source["jsonData"]["database"] == postgres["POSTGRES_DB"]
+    assert source["user"] == postgres["POSTGRES_USER"]
+    assert source["secureJsonData"]["password"] == postgres["POSTGRES_PASSWORD"]
+    assert source["editable"] is False and not source.get("isDefault")
+    assert "postgres" in grafana["depends_on"]
+    assert "read-only" in text.lower() or "read only" in text.lower()
 
 
 # --------------------------------------------------------------------------- live
