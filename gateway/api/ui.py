@@ -62,10 +62,21 @@ async def page(request: Request) -> Response:
     try:
         reports = {group: await writer.store.report(group, start, end)
                    for group in ("team", "key", "model", "day")}
+        names = await _key_names(state)
     except Exception:
         return HTMLResponse(_shell("Usage", "<p>The usage database is unavailable.</p>"),
                             status_code=503)
+    for row in reports["key"]:  # people know keys by name; the id stays for lookups
+        key_id = row["key"]
+        row["key"] = f"{names[key_id]} ({key_id})" if key_id in names else key_id
     return HTMLResponse(_usage_page(reports, start.date(), end.date()))
+
+
+async def _key_names(state: GatewayState) -> dict[str, str]:
+    if state.keys is None:
+        return {}
+    keys = await state.keys.list_keys(include_revoked=True)
+    return {key.id: key.name for key in keys}
 
 
 async def login(request: Request) -> Response:

@@ -115,3 +115,24 @@ def test_chromium_renders_the_seeded_usage(
     assert len(bars) == len(days) and spend != "$0.000000"
     assert "deepseek-v4-flash" in models and "deepseek-v4-pro" in models
     assert (ARTIFACTS / "ui-usage.png").stat().st_size > 10_000
+
+
+def test_keys_are_shown_by_name(make_gateway: GatewayFactory, tmp_path: Path) -> None:
+    master = "sk-master-ui-names"
+    gateway = make_gateway(["deepseek"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/u.db",
+                                              "GATEWAY_MASTER_KEY": master},
+                           yaml=spool_in(tmp_path))
+    admin = {"authorization": f"Bearer {master}"}
+    made = httpx.post(gateway.url + "/admin/keys", headers=admin,
+                      json={"name": "notebook-<b>", "team": None}).json()
+    gateway.openai(api_key=made["key"]).chat.completions.create(
+        model="deepseek-chat", messages=[{"role": "user", "content": "hi"}])
+    deadline = time.monotonic() + 10
+    while True:
+        page = httpx.get(gateway.url + "/ui", headers=admin).text
+        if made["id"] in page:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert f"notebook-&lt;b&gt; ({made['id']})" in page  # named, and escaped
+    assert made["key"] not in page
