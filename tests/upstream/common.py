@@ -65,6 +65,16 @@ class Faults:
         return cls(**data)
 
 
+class RequestError(Exception):
+    """A request the simulated provider refuses; each provider renders it in its own error
+    shape (status and message only, like the real validation failures)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 @dataclass
 class RecordedRequest:
     """One request as the upstream saw it (tests assert on what the gateway sent)."""

@@ -10,6 +10,7 @@ from .common import (
     JSON,
     Completion,
     Event,
+    RequestError,
     SimulatedProvider,
     bearer_token,
     chunk_payloads,
@@ -43,15 +44,6 @@ ERRORS: dict[int, tuple[str, str]] = {
     500: ("Internal Server Error", "server_error"),
     503: ("Server overloaded, please try again later.", "server_error"),
 }
-
-
-class RequestError(Exception):
-    """A validation failure that becomes a DeepSeek error response."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class SimulatedDeepSeek(SimulatedProvider):

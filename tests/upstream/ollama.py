@@ -15,6 +15,7 @@ from .common import (
     Choice,
     Completion,
     Event,
+    RequestError,
     SimulatedProvider,
     bearer_token,
     chunk_payloads,
@@ -41,13 +42,6 @@ MESSAGES: dict[int, str] = {
     502: "cloud model cannot be reached",
     503: "Server overloaded, please retry shortly",
 }
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class SimulatedOllama(SimulatedProvider):

@@ -10,6 +10,7 @@ from .common import (
     JSON,
     Completion,
     Event,
+    RequestError,
     SimulatedProvider,
     bearer_token,
     chunk_payloads,
@@ -42,13 +43,6 @@ MESSAGES: dict[int, str] = {
     502: "Provider returned error",
     503: "No endpoints found that can handle the requested parameters.",
 }
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class SimulatedOpenRouter(SimulatedProvider):
