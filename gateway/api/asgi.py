@@ -34,21 +34,25 @@ class RequestHeaders:
         self.api_key: str | None = None
         self.content_length: int | None = None
         self.pinned: str | None = None
-        request_id = b""
+        request_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 self.authorization = value.decode("latin-1")
             elif name == b"content-length":
                 self.content_length = int(value) if value.isdigit() else None
             elif name == b"x-request-id":
-                request_id = value[:_MAX_ID_LENGTH]
+                request_id = client_request_id(value)
             elif name == b"x-gateway-provider":
                 self.pinned = value.decode("latin-1")
             elif name == b"x-api-key":
                 self.api_key = value.decode("latin-1")
-        self.request_id = (
-            request_id.decode() if request_id and request_id.isascii() else new_id()
-        )
+        self.request_id = request_id or new_id()
+
+
+def client_request_id(value: bytes) -> str | None:
+    """The client's own `x-request-id`, kept when usable: cut to 128 bytes, ASCII only."""
+    value = value[:_MAX_ID_LENGTH]
+    return value.decode() if value and value.isascii() else None
 
 
 class RequestIds:
