@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api import admin, openai, ops, ui
 from gateway.api.json import json_response
 from gateway.api.schema import document_chat_route
-from gateway.auth import AuthGate, KeyAuthenticator
+from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.keys.manager import KeyManager
@@ -185,7 +185,6 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     for path, endpoint, method in admin.ROUTES:
         app.router.add_route(path, endpoint, methods=[method])
     _install_error_handlers(app)
-    app.add_middleware(AuthGate, auth=auth)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals carry x-request-id too
     gateway = GatewayApp(app, openai.ChatCompletions(state))
     if config.cors_origins:

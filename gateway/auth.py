@@ -23,9 +23,7 @@ import time
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api.asgi import send_json
 from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from gateway.keys import tokens
 from gateway.keys.cache import Entry, PrincipalCache
@@ -176,73 +174,18 @@ class KeyAuthenticator:
 
     # ---- Starlette routes ------------------------------------------------------------------
 
-    def principal_of(self, request: Request) -> Principal:
-        """The Principal AuthGate found for this request (or, outside it, master/loopback)."""
-        principal = request.scope.get("state", {}).get("principal")
-        if isinstance(principal, Principal):
-            return principal
-        return self._static(request.headers.get("authorization"),
-                            request.headers.get("x-api-key"),
-                            request.client.host if request.client else None)
+    async def authenticate_request(self, request: Request) -> Principal:
+        """`authenticate` for a Starlette request (models list, admin routes, the usage page)."""
+        return await self.authenticate(
+            request.headers.get("authorization"), request.headers.get("x-api-key"),
+            request.client.host if request.client else None)
 
-    def check_request(self, request: Request) -> None:
-        self.principal_of(request)
-
-    def require_admin(self, request: Request) -> Principal:
-        principal = self.principal_of(request)
+    async def require_admin(self, request: Request) -> Principal:
+        principal = await self.authenticate_request(request)
         if not principal.is_admin:
             raise PermissionDenied("This endpoint needs the gateway's master key; gateway "
                                    "keys cannot use it.", code="admin_only")
         return principal
-
-    def _static(self, authorization: str | None, api_key: str | None,
-                client: str | None) -> Principal:
-        """Master key or loopback only, without awaiting (for routes AuthGate skipped)."""
-        token = _token(authorization, api_key)
-        if self._master_key is None:
-            if _is_loopback(client):
-                return MASTER
-            raise PermissionDenied("This gateway has no GATEWAY_MASTER_KEY and only accepts "
-                                   "clients on loopback here.")
-        if token and hmac.compare_digest(token.encode(), self._master_key):
-            return MASTER
-        raise AuthenticationFailed(_INVALID if token else "You didn't provide an API key.")
-
-
-class AuthGate:
-    """ASGI middleware: authenticates `/v1/models` and `/admin/*` (which may need a database
-    lookup, so cannot happen in a synchronous check) and leaves the Principal in
-    `scope["state"]["principal"]`. Other routes (health, metrics) pass untouched."""
-
-    def __init__(self, app: ASGIApp, auth: KeyAuthenticator) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _protected(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        authorization = api_key = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-api-key":
-                api_key = value.decode("latin-1")
-        client = scope.get("client")
-        try:
-            principal = await self.auth.authenticate(
-                authorization, api_key, client[0] if client else None)
-        except GatewayError as err:
-            headers = [(k.encode("latin-1"), v.encode("latin-1"))
-                       for k, v in err.headers.items()]
-            await send_json(send, err.status, err.to_json(), headers)
-            return
-        scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
-
-
-def _protected(path: str) -> bool:
-    return path in ("/v1/models", "/models") or path == "/admin" or path.startswith("/admin/")
 
 
 def _token(authorization: str | None, api_key: str | None) -> str:

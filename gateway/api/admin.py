@@ -31,7 +31,7 @@ async def usage(request: Request) -> Response:
     group with requests, tokens by type and cost. `from`/`to` are ISO dates or datetimes
     (UTC unless an offset is given); `to` is exclusive, a bare date means its midnight."""
     state: GatewayState = request.app.state.gateway
-    state.auth.require_admin(request)
+    await state.auth.require_admin(request)
     writer: MeteringWriter | None = request.app.state.metering
     if writer is None:
         raise GatewayError("Metering is disabled on this gateway.", status=503,
@@ -79,7 +79,7 @@ def _keys_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
-        state.auth.require_admin(request)
+        await state.auth.require_admin(request)
         if state.keys is None:
             raise GatewayError(
                 "Gateway keys need a database, and metering is disabled on this gateway "

@@ -96,7 +96,7 @@ def _served_by(target: Target, attempts: Attempts) -> dict[str, str]:
 async def list_models(request: Request) -> Response:
     """Every name the gateway accepts for a model some configured provider can serve."""
     state: GatewayState = request.app.state.gateway
-    state.auth.check_request(request)
+    await state.auth.authenticate_request(request)
     servable = state.routes.servable_models()
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}

@@ -38,9 +38,7 @@ async def _allowed(request: Request, state: GatewayState) -> bool:
     if master and cookie and hmac.compare_digest(cookie, _cookie_value(master)):
         return True
     try:
-        principal = await state.auth.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-api-key"),
-            request.client.host if request.client else None)
+        principal = await state.auth.authenticate_request(request)
     except GatewayError:
         return False
     return principal.is_admin
