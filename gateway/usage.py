@@ -69,12 +69,12 @@ class UsageEvent:
     model: str
     thinking: str
     stream: bool
-    status: str  # ok | error | interrupted | client_cancelled
+    status: str  # ok | error | interrupted | client_cancelled | refused
     provider: str | None = None
     upstream_model: str | None = None
     usage: Usage | None = None
     attempts: list[tuple[str, str]] = field(default_factory=list)
-    error_type: str | None = None
+    error_type: str | None = None  # for `refused`: the reason (a gateway-chosen code)
     client_user: str | None = None
     key_id: str | None = None  # the gateway key (None: master key or loopback)
     team: str | None = None
@@ -84,6 +84,7 @@ class UsageEvent:
     overhead_s: float | None = None
     cost_usd: float | None = None
     principal: Principal | None = None  # whose limits and budgets this request is charged to
+    api: str = "openai.chat"  # the surface that served the call (gateway/surfaces)
 
 
 class UsageSink(Protocol):
