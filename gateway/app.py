@@ -22,11 +22,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import admin, openai, ops, ui
+from gateway.api import admin, ops, ui
+from gateway.api.asgi import RequestIds
 from gateway.api.json import json_response
+from gateway.api.models import list_models
 from gateway.api.schema import document_chat_route
 from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
+from gateway.core.attempt import Attempter
+from gateway.core.dispatch import Dispatcher
+from gateway.core.pipeline import Pipeline
+from gateway.core.surface import Surface
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.keys.manager import KeyManager
 from gateway.keys.store import KeyStore
@@ -40,13 +46,14 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import ModelCatalogue
 from gateway.providers import build_provider
-from gateway.proxy import ChatProxy
 from gateway.reasoning_memory import ReasoningMemory
 from gateway.routing.failover import Failover
 from gateway.routing.health import HealthBoard, LatencyTracker
 from gateway.routing.policy import RouteTable
 from gateway.routing.shared import SharedHealth
 from gateway.state import GatewayState
+from gateway.surfaces.openai_chat.errors import error_json, error_object
+from gateway.surfaces.openai_chat.surface import OpenAIChat
 from gateway.upstream import UpstreamClient
 from gateway.usage import FanOutSink, LogUsageSink, UsageSink
 
@@ -56,12 +63,12 @@ CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
 
 
 class GatewayApp:
-    """The ASGI app: chat completions straight to the hot-path endpoint, the rest to FastAPI
-    (which also runs the lifespan)."""
+    """The ASGI app: each surface's POST paths straight to its hot-path pipeline, the rest to
+    FastAPI (which also runs the lifespan)."""
 
-    def __init__(self, api: FastAPI, chat: openai.ChatCompletions) -> None:
+    def __init__(self, api: FastAPI, pipelines: list[Pipeline]) -> None:
         self.api = api
-        self.chat = chat
+        self.posts = {path: p for p in pipelines for path in p.surface.paths}
         self.state = api.state
         self._entry: ASGIApp = self._dispatch
 
@@ -83,14 +90,12 @@ class GatewayApp:
         await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] in openai.CHAT_PATHS
-            and scope["method"] == "POST"
-        ):
-            await self.chat(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            pipeline = self.posts.get(scope["path"])
+            if pipeline is not None:
+                await pipeline(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
 
 
 def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> GatewayApp:
@@ -134,12 +139,14 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         config.master_key.get_secret_value() if config.master_key else None,
         key_store, config.redis_url,
     )
+    usage = PricingSink(price_book(config), FanOutSink(sinks))
+    dispatcher = Dispatcher(failover, Attempter(client))
+    surfaces: list[Surface] = [OpenAIChat(catalogue)]
     state = GatewayState(
         config=config,
         catalogue=catalogue,
         routes=routes,
         client=client,
-        proxy=ChatProxy(failover, client, PricingSink(price_book(config), FanOutSink(sinks))),
         metrics=metrics,
         admission=admission,
         board=board,
@@ -172,11 +179,18 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
                   redoc_url=None)
     app.state.gateway = state
     app.state.metering = metering  # MeteringWriter | None: queue_depth, spooled_rows
-    for path in openai.CHAT_PATHS:  # POST never reaches FastAPI; other methods get a 405
-        app.router.add_route(path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
-    document_chat_route(app, openai.CHAT_PATHS, state.catalogue.names())
-    app.router.add_route("/v1/models", openai.list_models, methods=["GET"])
-    app.router.add_route("/models", openai.list_models, methods=["GET"])
+    new_id = RequestIds()
+    pipelines = [
+        Pipeline(surface, auth=auth, max_body_bytes=config.max_body_bytes, admission=admission,
+                 dispatcher=dispatcher, sink=usage, metrics=metrics, new_id=new_id)
+        for surface in surfaces
+    ]
+    for surface in surfaces:  # POST never reaches FastAPI; other methods get a 405
+        for path in surface.paths:
+            app.router.add_route(path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
+    document_chat_route(app, OpenAIChat.paths, state.catalogue.names())
+    app.router.add_route("/v1/models", list_models, methods=["GET"])
+    app.router.add_route("/models", list_models, methods=["GET"])
     app.router.add_route("/healthz", ops.healthz, methods=["GET"])
     app.router.add_route("/metrics", ops.metrics, methods=["GET"])
     app.router.add_route("/readyz", ops.readyz, methods=["GET"])
@@ -186,7 +200,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         app.router.add_route(path, endpoint, methods=[method])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals carry x-request-id too
-    gateway = GatewayApp(app, openai.ChatCompletions(state))
+    gateway = GatewayApp(app, pipelines)
     if config.cors_origins:
         gateway.allow_cors(config.cors_origins)
     return gateway
@@ -223,7 +237,7 @@ def app_from_env() -> GatewayApp:
 def _install_error_handlers(app: FastAPI) -> None:
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
-        return Response(exc.to_json(), status_code=exc.status, headers=exc.headers,
+        return Response(error_json(exc), status_code=exc.status, headers=exc.headers,
                         media_type="application/json")
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -247,7 +261,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             f"The gateway hit an internal error (request id {request_id}).",
             code="internal_error",
         )
-        return json_response(body.to_dict(), status=500)
+        return json_response(error_object(body), status=500)
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

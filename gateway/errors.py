@@ -1,8 +1,9 @@
 """The gateway's one error tree.
 
-Every failure a client can see is a `GatewayError`; each subclass knows its HTTP status and
-renders itself as an OpenAI-format error body, so handlers never build error JSON by hand and
-no library exception or traceback reaches a client.
+Every failure a client can see is a `GatewayError`: data (status, kind, message, code, param,
+headers), never a wire format. Each surface renders errors in its own API's shape
+(gateway/surfaces/*/errors.py), so no library exception or traceback reaches a client. The
+`error_type` names below are the OpenAI kinds, used as the neutral classification.
 
     GatewayError
     ├── InvalidRequest          400 invalid_request_error   (bad JSON, wrong types, bad fields)
@@ -17,10 +18,6 @@ no library exception or traceback reaches a client.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-import orjson
 
 
 class GatewayError(Exception):
@@ -47,19 +44,10 @@ class GatewayError(Exception):
             self.status = status
         self.headers: dict[str, str] = headers or {}
 
-    def to_dict(self) -> dict[str, Any]:
-        """OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+    @property
+    def reason(self) -> str:
+        """Short, gateway-chosen label for metering and metrics (bounded: never client text)."""
+        return self.code or self.error_type
 
 
 class InvalidRequest(GatewayError):
@@ -171,6 +159,10 @@ class UpstreamError(GatewayError):
             if retryable is not None
             else upstream_status is None or upstream_status in _RETRYABLE_STATUSES
         )
+
+    @property
+    def reason(self) -> str:
+        return self.error_type  # an upstream's own codes are unbounded: not a label
 
     @property
     def outcome(self) -> str:

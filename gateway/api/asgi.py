@@ -1,8 +1,5 @@
-"""Raw ASGI plumbing for the hot path: request headers, bodies, JSON and SSE responses.
-
-The chat endpoint skips FastAPI and Starlette's request/response objects and middleware stack:
-on an instant upstream they cost more than the whole proxying work (bench/RESULTS.md).
-"""
+"""Raw ASGI plumbing for the hot path: request headers, bodies, JSON and event-stream
+responses (gateway/core/pipeline.py says why the hot path is raw ASGI)."""
 
 from __future__ import annotations
 
@@ -111,25 +108,23 @@ async def send_json(send: Send, status: int, body: bytes, headers: RawHeaders) -
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
-    await send_json(send, error.status, error.to_json(), header_list(request_id, error.headers))
-
-
 async def send_whole_event_stream(
-    send: Send, body: bytes, headers: Iterable[tuple[bytes, bytes]]
+    send: Send, body: bytes, headers: Iterable[tuple[bytes, bytes]],
+    content_type: bytes = _SSE[1],
 ) -> None:
     """An event stream already complete: headers and every event in one write each."""
     await send({"type": "http.response.start", "status": 200,
-                "headers": [_SSE, _NO_CACHE, *headers]})
+                "headers": [(b"content-type", content_type), _NO_CACHE, *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
 async def send_event_stream(
     scope: Scope, receive: Receive, send: Send, chunks: AsyncIterator[bytes],
-    headers: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[tuple[bytes, bytes]], content_type: bytes = _SSE[1],
 ) -> None:
-    """Relay `chunks` as SSE. A client that hangs up cancels the relay (and so the upstream
-    request): a watcher on `receive` cancels this task on `http.disconnect`."""
+    """Relay `chunks` as a streamed body (SSE, or NDJSON for Ollama's API). A client that
+    hangs up cancels the relay (and so the upstream request): a watcher on `receive` cancels
+    this task on `http.disconnect`."""
     task = asyncio.current_task()
     assert task is not None
     state = {"finished": False, "hung_up": False}
@@ -145,7 +140,7 @@ async def send_event_stream(
     watcher.add_done_callback(on_message)
     try:
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [_SSE, _NO_CACHE, *headers]})
+                    "headers": [(b"content-type", content_type), _NO_CACHE, *headers]})
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         state["finished"] = True

@@ -1,7 +1,8 @@
 """The chat request as an OpenAPI schema, for documentation and schema-driven fuzzing only.
 
-The hot path never validates through these models (gateway/request.py checks what it relies
-on); they exist so `/openapi.json` describes `POST /v1/chat/completions` truthfully.
+The hot path never validates through these models (gateway/surfaces/openai_chat/parse.py
+checks what it relies on); they exist so `/openapi.json` describes
+`POST /v1/chat/completions` truthfully.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ subclasses in this package declare only *the accent*: how thinking is switched, 
 reasoning field is called, how usage and errors look. Everything else (history translation,
 answer and chunk translation, tool-call index repair) is written once here.
 
-A provider's answer always leaves this module in DeepSeek's dialect: reasoning in
-`reasoning_content`, usage with cache hit/miss and reasoning tokens, `model` set to the
-public model name.
+A provider's answer always leaves this module as a canonical `Answer` (gateway/core/answer.py)
+whose `native` form is in DeepSeek's dialect: reasoning in `reasoning_content`, usage with cache
+hit/miss and reasoning tokens, `model` set to the public model name.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.config import ProviderConfig, Timeouts
+from gateway.core.answer import Answer, Choice, ToolCall
+from gateway.core.call import Call
 from gateway.errors import UpstreamError
 from gateway.reasoning_memory import ReasoningMemory
 from gateway.thinking import Thinking
@@ -37,6 +39,9 @@ class Provider:
     reasoning_field: ClassVar[str] = "reasoning_content"
     # Whether thinking-mode tool-call turns must carry their reasoning (DeepSeek answers 400).
     requires_reasoning_on_tool_turns: ClassVar[bool] = False
+    # Parameters a surface may set that this provider has no equivalent for and that are
+    # dropped rather than sent (see `Call.params`); OpenAI-format fields are never dropped.
+    unsupported_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
 
     def __init__(self, name: str, config: ProviderConfig, memory: ReasoningMemory) -> None:
         self.name = name
@@ -57,20 +62,23 @@ class Provider:
     # ---- request --------------------------------------------------------------------------
 
     def build_payload(
-        self, body: dict[str, Any], upstream_model: str, thinking: Thinking, stream: bool
+        self, call: Call, upstream_model: str, thinking: Thinking, stream: bool
     ) -> bytes:
-        """Translate a client request (already stripped of thinking fields) for this provider.
+        """Translate a canonical call for this provider.
 
-        `body` is shared between failover attempts, so it is copied, never changed.
+        The call is shared between failover attempts, so it is copied, never changed.
         """
-        payload = dict(body)
-        payload["model"] = upstream_model
-        payload["messages"] = self._translate_history(body["messages"], thinking)
+        params = call.params
+        payload = {"model": upstream_model, **params}
+        for name in self.unsupported_params:
+            payload.pop(name, None)
+        payload["messages"] = self._translate_history(call.messages, thinking)
         self.encode_thinking(payload, thinking)
         if stream:
-            # Always ask for usage: every answer is metered; the relay hides the usage chunk
+            # Always ask for usage: every answer is metered; surfaces hide the usage chunk
             # from clients that did not ask for it.
-            options = body.get("stream_options")
+            payload["stream"] = True
+            options = params.get("stream_options")
             payload["stream_options"] = {
                 **(options if isinstance(options, dict) else {}),
                 "include_usage": True,
@@ -127,23 +135,40 @@ class Provider:
 
     # ---- answer ---------------------------------------------------------------------------
 
-    def translate_answer(
-        self, data: Any, public_model: str, thinking: Thinking
-    ) -> tuple[dict[str, Any], Usage | None]:
-        """Turn a non-streamed answer into the canonical dialect; reject what is not one."""
+    def translate_answer(self, data: Any, public_model: str, thinking: Thinking) -> Answer:
+        """Turn a non-streamed answer into a canonical one; reject what is not one."""
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise self.invalid_answer("the upstream answer is not a chat completion")
         data["model"] = public_model
-        for choice in data["choices"]:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(message, dict):
-                self.canonical_reasoning(message, thinking)
-                if message.get("tool_calls") and message.get("reasoning_content"):
-                    self.memory.remember(message["tool_calls"], message["reasoning_content"])
+        choices: list[Choice] = []
+        for position, choice in enumerate(data["choices"]):
+            if not isinstance(choice, dict):
+                continue
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                message = {}
+            self.canonical_reasoning(message, thinking)
+            calls = message.get("tool_calls")
+            reasoning = message.get("reasoning_content")
+            if calls and reasoning:
+                self.memory.remember(calls, reasoning)
+            index = choice.get("index", position)
+            finish = choice.get("finish_reason")
+            content = message.get("content")
+            choices.append(Choice(
+                index if isinstance(index, int) else position,
+                content if isinstance(content, str) else None,
+                reasoning if isinstance(reasoning, str) else None,
+                _tool_calls(calls),
+                finish if isinstance(finish, str) else None,
+            ))
         usage = self.parse_usage(data.get("usage"))
         if usage is not None:
             data["usage"] = usage.to_openai()
-        return data, usage
+        answer_id, created = data.get("id"), data.get("created")
+        return Answer(answer_id if isinstance(answer_id, str) else "",
+                      created if isinstance(created, int) else int(time.time()),
+                      choices, usage, data)
 
     def canonical_reasoning(self, part: dict[str, Any], thinking: Thinking) -> None:
         """Rename this provider's reasoning field to `reasoning_content` in a message/delta."""
@@ -214,6 +239,21 @@ class Provider:
             f"{self.name}: {why}", provider=self.name, upstream_status=None,
             code="upstream_invalid_answer",
         )
+
+
+def _tool_calls(calls: Any) -> list[ToolCall]:
+    if not isinstance(calls, list):
+        return []
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
+        out.append(ToolCall(call_id if isinstance(call_id, str) else "",
+                            name if isinstance(name, str) else "",
+                            arguments if isinstance(arguments, str) else "{}"))
+    return out
 
 
 def error_text(raw: bytes) -> tuple[str, str | None]:

@@ -16,6 +16,7 @@ class OpenRouter(Provider):
     kind: ClassVar[str] = "openrouter"
     chat_path: ClassVar[str] = "/chat/completions"
     reasoning_field: ClassVar[str] = "reasoning"
+    unsupported_params: ClassVar[frozenset[str]] = frozenset()  # it takes top_k
 
     def encode_thinking(self, payload: dict[str, Any], thinking: Thinking) -> None:
         if not thinking.enabled:

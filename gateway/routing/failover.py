@@ -10,6 +10,13 @@ Targets whose breaker is open are skipped; if every target's is, the breakers ar
 explicit Retry-After is always honoured. After a full round of failures the next round waits an
 exponential backoff with full jitter. `max_attempts` caps the attempts and `deadline` the
 request's total time.
+
+Failover is the one owner of health bookkeeping: each attempt's outcome goes to the breaker
+exactly once, and its latency to the tracker. A non-streamed attempt is settled when it
+returns; a stream only when it ends (`Served.settle`), so a stream that breaks after its first
+token counts as one failure, not a success and then a failure. Latency is time to first token:
+for a stream, the attempt returns at its first token; for a non-streamed call, the whole answer
+is its first token. The two are kept apart (see `LatencyTracker`).
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class Attempts:
-    """Which targets were tried and how each ended, e.g. `ollama:503,deepseek:200`."""
+    """Which targets were tried and how each ended, e.g. `ollama:503,deepseek:200`, and the
+    time spent waiting on upstreams (the rest of a call's time is the gateway's own)."""
 
     items: list[tuple[str, str]] = field(default_factory=list)
+    upstream_s: float = 0.0
 
     def add(self, provider: str, outcome: str) -> None:
         self.items.append((provider, outcome))
@@ -50,6 +59,13 @@ class Served(Generic[T]):
     result: T
     target: Target
     attempts: Attempts
+    _settle: Callable[[UpstreamError | None], None] | None = None
+
+    def settle(self, error: UpstreamError | None) -> None:
+        """A stream ended: record its outcome on the breaker (once; later calls do nothing)."""
+        settle, self._settle = self._settle, None
+        if settle is not None:
+            settle(error)
 
 
 class AllTargetsFailed(Exception):
@@ -84,10 +100,14 @@ class Failover:
         self._sleep = sleep
         self._clock = clock
 
-    async def run(self, model: str, pinned: str | None, attempt: Attempt[T]) -> Served[T]:
-        """Call `attempt(target, seconds_left)` on targets in order until one succeeds."""
+    async def run(
+        self, model: str, pinned: str | None, attempt: Attempt[T], *, streamed: bool = False
+    ) -> Served[T]:
+        """Call `attempt(target, seconds_left)` on targets in order until one succeeds.
+        With `streamed`, success is recorded when the caller settles the stream."""
         deadline = self._clock() + self.config.deadline
-        plan = self.routes.plan(model, pinned, latency=self.latency.get, rng=self._rng)
+        latency = self.latency.streamed if streamed else self.latency.whole
+        plan = self.routes.plan(model, pinned, latency=latency.get, rng=self._rng)
         attempts = Attempts()
         last: UpstreamError | None = None
         tries = rounds = 0
@@ -107,17 +127,27 @@ class Failover:
                         or await self.board.acquire(target.key)):
                     continue
                 tries += 1
+                began = self._clock()
                 try:
                     result = await attempt(target, left)
                 except UpstreamError as err:
+                    attempts.upstream_s += self._clock() - began
                     attempts.add(target.provider.name, err.outcome)
                     last = err
                     self._note_failure(target, err)
                     if not err.retryable:
                         raise AllTargetsFailed(err, attempts) from None
                     continue
-                self.board.record_success(target.key)
+                except BaseException:
+                    attempts.upstream_s += self._clock() - began
+                    raise
+                took = self._clock() - began
+                attempts.upstream_s += took
+                latency.observe(target.key, took)
                 attempts.add(target.provider.name, "200")
+                if streamed:
+                    return Served(result, target, attempts, self._settler(target))
+                self.board.record_success(target.key)
                 return Served(result, target, attempts)
             if last is None:  # every candidate's probe was taken by someone else
                 last = _cooling(plan[0], self.config.breaker.cooldown)
@@ -128,6 +158,14 @@ class Failover:
             await self._sleep(delay)
         assert last is not None
         raise AllTargetsFailed(last, attempts)
+
+    def _settler(self, target: Target) -> Callable[[UpstreamError | None], None]:
+        def settle(error: UpstreamError | None) -> None:
+            if error is None:
+                self.board.record_success(target.key)
+            else:
+                self._note_failure(target, error)
+        return settle
 
     def _candidates(self, plan: list[Target]) -> tuple[list[Target], bool]:
         usable = [t for t in plan if self.board.usable(t.key)]

@@ -223,7 +223,17 @@ class HealthBoard:
 
 
 class LatencyTracker:
-    """Exponential moving average of time to first token per target key."""
+    """Time to first token per target, for the `latency` strategy: a stream's first token,
+    and for non-streamed calls the whole answer (their first token, as the client sees it).
+    The two differ by the answer's length, so each kind of call is ranked by its own average."""
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        self.streamed = LatencyAverage(alpha)
+        self.whole = LatencyAverage(alpha)
+
+
+class LatencyAverage:
+    """Exponential moving average per target key."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         self._alpha = alpha

@@ -5,9 +5,18 @@ import pytest
 
 from gateway.errors import UpstreamError
 from gateway.providers import Provider
+from gateway.surfaces.openai_chat.errors import error_object
 from gateway.thinking import Thinking
+from gateway.usage import Usage
 
 ON = Thinking(enabled=True)
+
+
+def translate(provider: Provider, body: object, model: str,
+              thinking: Thinking) -> tuple[dict, Usage | None]:
+    """The canonical answer's chat-dialect form and its parsed usage."""
+    answer = provider.translate_answer(body, model, thinking)
+    return answer.native, answer.usage
 
 
 def answer(message: dict, usage: dict) -> dict:
@@ -20,7 +29,7 @@ def test_deepseek_answer_keeps_its_dialect(providers: dict[str, Provider]) -> No
     usage = {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
              "prompt_cache_hit_tokens": 4, "prompt_cache_miss_tokens": 6,
              "completion_tokens_details": {"reasoning_tokens": 3}}
-    data, parsed = providers["deepseek"].translate_answer(
+    data, parsed = translate(providers["deepseek"],
         answer({"content": "hello", "reasoning_content": "hmm"}, usage), "deepseek-v4-flash", ON)
     assert data["model"] == "deepseek-v4-flash"
     assert data["choices"][0]["message"]["reasoning_content"] == "hmm"
@@ -37,7 +46,7 @@ def test_openrouter_reasoning_and_usage_are_translated(providers: dict[str, Prov
              "completion_tokens_details": {"reasoning_tokens": 5}}
     message = {"content": "hi", "reasoning": "let me think",
                "reasoning_details": [{"type": "reasoning.text", "text": "let me think"}]}
-    data, parsed = providers["openrouter"].translate_answer(
+    data, parsed = translate(providers["openrouter"],
         answer(message, usage), "deepseek-v4-flash", ON)
     out = data["choices"][0]["message"]
     assert out["reasoning_content"] == "let me think"
@@ -51,7 +60,7 @@ def test_openrouter_reasoning_and_usage_are_translated(providers: dict[str, Prov
 
 def test_ollama_usage_has_no_invented_cache_counts(providers: dict[str, Provider]) -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-    data, _ = providers["ollama"].translate_answer(
+    data, _ = translate(providers["ollama"],
         answer({"content": "ok", "reasoning": "r"}, usage), "deepseek-v4-pro", ON)
     assert data["choices"][0]["message"]["reasoning_content"] == "r"
     assert data["usage"] == usage
@@ -59,7 +68,7 @@ def test_ollama_usage_has_no_invented_cache_counts(providers: dict[str, Provider
 
 
 def test_excluded_reasoning_is_removed(providers: dict[str, Provider]) -> None:
-    data, _ = providers["openrouter"].translate_answer(
+    data, _ = translate(providers["openrouter"],
         answer({"content": "x", "reasoning": "secret thoughts"}, {}), "m",
         Thinking(enabled=True, exclude=True))
     assert "reasoning_content" not in data["choices"][0]["message"]
@@ -70,7 +79,7 @@ def test_a_2xx_that_is_not_a_completion_is_an_invalid_answer(
     providers: dict[str, Provider], body: object
 ) -> None:
     with pytest.raises(UpstreamError) as info:
-        providers["deepseek"].translate_answer(body, "m", ON)
+        translate(providers["deepseek"], body, "m", ON)
     assert info.value.code == "upstream_invalid_answer"
     assert info.value.retryable
 
@@ -98,8 +107,8 @@ def test_every_error_dialect_becomes_an_openai_error(
 ) -> None:
     err = providers[name].error_from_response(status, orjson.dumps(raw))
     assert err.status == client_status
-    assert err.to_dict()["error"]["message"] == message
-    assert set(err.to_dict()["error"]) == {"message", "type", "param", "code"}
+    assert error_object(err)["error"]["message"] == message
+    assert set(error_object(err)["error"]) == {"message", "type", "param", "code"}
     assert err.retryable is (status not in (400, 422))
 
 

@@ -3,6 +3,8 @@
 import orjson
 import pytest
 
+from gateway.core.call import Call
+from gateway.models import ResolvedModel
 from gateway.providers import Provider
 from gateway.thinking import Thinking
 
@@ -10,7 +12,11 @@ ON, OFF = Thinking(enabled=True), Thinking(enabled=False)
 
 
 def payload(provider: Provider, body: dict, thinking: Thinking, stream: bool = False) -> dict:
-    out: dict = orjson.loads(provider.build_payload(body, "upstream-name", thinking, stream))
+    """What `provider` sends for an OpenAI-format `body`, as a canonical call."""
+    params = {k: v for k, v in body.items() if k not in ("model", "messages")}
+    call = Call("openai.chat", body["model"], ResolvedModel("deepseek-v4-flash", True), thinking,
+                body["messages"], params, stream)
+    out: dict = orjson.loads(provider.build_payload(call, "upstream-name", thinking, stream))
     return out
 
 

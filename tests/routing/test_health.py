@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import BreakerConfig
-from gateway.routing.health import BreakerState, HealthBoard, LatencyTracker
+from gateway.routing.health import BreakerState, HealthBoard, LatencyAverage
 from tests.routing.support import FakeClock
 
 KEY = "ollama/deepseek-v4-flash"
@@ -239,7 +239,7 @@ def test_adopt_open_does_not_interrupt_a_local_probe_of_the_same_opening() -> No
 
 
 def test_latency_tracker_is_an_exponential_moving_average() -> None:
-    t = LatencyTracker(alpha=0.5)
+    t = LatencyAverage(alpha=0.5)
     assert t.get("k") is None
     t.observe("k", 1.0)
     assert t.get("k") == pytest.approx(1.0)  # first sample taken as is
@@ -248,7 +248,7 @@ def test_latency_tracker_is_an_exponential_moving_average() -> None:
     t.observe("k", 0.0)
     assert t.get("k") == pytest.approx(1.0)
     assert t.get("other") is None
-    default = LatencyTracker()
+    default = LatencyAverage()
     default.observe("k", 1.0)
     default.observe("k", 2.0)
     assert default.get("k") == pytest.approx(1.2)

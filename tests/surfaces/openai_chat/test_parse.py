@@ -4,7 +4,8 @@ import pytest
 from gateway.config import load_config
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.models import ModelCatalogue
-from gateway.request import parse_chat_request
+from gateway.surfaces.openai_chat.errors import error_object
+from gateway.surfaces.openai_chat.parse import parse_chat_request
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_unknown_model_is_404_model_not_found(catalogue: ModelCatalogue) -> None
     with pytest.raises(ModelNotFound) as info:
         parse({"model": "gpt-9", "messages": MESSAGES}, catalogue)
     assert info.value.status == 404
-    assert info.value.to_dict()["error"]["code"] == "model_not_found"
+    assert error_object(info.value)["error"]["code"] == "model_not_found"
 
 
 @pytest.mark.parametrize(
@@ -93,5 +94,5 @@ def test_malformed_requests_say_what_is_wrong(
 def test_include_usage_only_counts_for_streams(catalogue: ModelCatalogue) -> None:
     body = {"model": "deepseek-v4-flash", "messages": MESSAGES,
             "stream_options": {"include_usage": True}}
-    assert parse(body, catalogue).include_usage is False
-    assert parse({**body, "stream": True}, catalogue).include_usage is True
+    assert parse(body, catalogue).options.include_usage is False
+    assert parse({**body, "stream": True}, catalogue).options.include_usage is True

@@ -1,4 +1,5 @@
-"""SSE parsing and per-chunk translation, without a network."""
+"""SSE parsing and per-chunk decoding into canonical chunks, without a network. Bytes are
+checked as the OpenAI Chat surface renders them (the canonical dialect's own wire form)."""
 
 from collections.abc import AsyncIterator
 
@@ -6,11 +7,40 @@ import orjson
 import pytest
 
 from gateway.config import load_config
+from gateway.core.call import Call
 from gateway.errors import UpstreamError
+from gateway.models import ResolvedModel
 from gateway.providers import Provider, build_provider
+from gateway.providers.stream import StreamDecoder, sse_batches
 from gateway.reasoning_memory import ReasoningMemory
-from gateway.streaming import StreamTranslator, sse_batches
+from gateway.surfaces.openai_chat.parse import ChatOptions
+from gateway.surfaces.openai_chat.render import ChatStream
 from gateway.thinking import Thinking
+
+
+class StreamTranslator:
+    """A provider's decoder followed by the OpenAI Chat renderer: upstream events in, the
+    bytes an OpenAI client receives out (None: nothing sent)."""
+
+    def __init__(self, provider: Provider, public_model: str, thinking: Thinking,
+                 client_wants_usage: bool) -> None:
+        self.decoder = StreamDecoder(provider, public_model, thinking)
+        call = Call("openai.chat", public_model, ResolvedModel(public_model, True), thinking,
+                    [], {}, True, None, ChatOptions(client_wants_usage))
+        self.renderer = ChatStream(call)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.decoder, name)
+
+    def feed(self, data: bytes) -> bytes | None:
+        chunk = self.decoder.feed(data)
+        if chunk is None:
+            return None
+        return self.renderer.chunk(chunk) or None
+
+    def feed_batch(self, batch: list[bytes]) -> tuple[bytes, UpstreamError | None]:
+        chunks, error = self.decoder.feed_batch(batch)
+        return b"".join(self.renderer.chunk(c) for c in chunks), error
 
 
 async def collect(parts: list[bytes]) -> list[bytes]:

@@ -1,9 +1,11 @@
-"""Server-sent events: reading the upstream's, translating each chunk, writing ours.
+"""Reading an upstream's stream: server-sent events in, canonical chunks out.
 
-`sse_events` turns the upstream's byte stream into event payloads, skipping the comment and
+`sse_batches` turns the upstream's byte stream into event payloads, skipping the comment and
 keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PROCESSING`)
-send. `StreamTranslator` rewrites each chunk into DeepSeek's dialect as it passes, remembers the
-usage, and hides the usage chunk from clients that did not ask for one.
+send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
+`reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
+upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Rendering
+for a client is the surfaces' job.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
+from gateway.core.answer import Chunk, Delta, ToolCallDelta
+from gateway.errors import UpstreamError
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
 from gateway.usage import Usage
 
 DONE = b"[DONE]"
-DONE_EVENT = b"data: [DONE]\n\n"
 
 
 async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
@@ -54,21 +56,13 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
         yield [b"\n".join(data_lines)]
 
 
-def error_event(error: GatewayError) -> bytes:
-    """The one event that ends a stream that failed after it began (OpenAI's convention)."""
-    return b"data: " + error.to_json() + b"\n\n"
-
-
-class StreamTranslator:
+class StreamDecoder:
     """Per-attempt state of one streamed answer."""
 
-    def __init__(
-        self, provider: Provider, public_model: str, thinking: Thinking, client_wants_usage: bool
-    ) -> None:
+    def __init__(self, provider: Provider, public_model: str, thinking: Thinking) -> None:
         self.provider = provider
         self.public_model = public_model
         self.thinking = thinking
-        self.client_wants_usage = client_wants_usage
         self.usage: Usage | None = None
         self.done = False
         self.finished = False
@@ -85,66 +79,71 @@ class StreamTranslator:
         self._current: dict[tuple[int, int], int] = {}
         self._next_index: dict[int, int] = {}
 
-    def feed_batch(self, batch: list[bytes]) -> tuple[bytes, UpstreamError | None]:
-        """Translate events that arrived together; stops at [DONE] or at an in-band error,
-        returning what was translated before it."""
-        out: list[bytes] = []
+    def feed_batch(self, batch: list[bytes]) -> tuple[list[Chunk], UpstreamError | None]:
+        """Decode events that arrived together; stops at [DONE] or at an in-band error,
+        returning what was decoded before it."""
+        out: list[Chunk] = []
         try:
             for data in batch:
-                piece = self.feed(data)
-                if piece is not None:
-                    out.append(piece)
+                chunk = self.feed(data)
+                if chunk is not None:
+                    out.append(chunk)
                 if self.done:
                     break
         except UpstreamError as err:
-            return b"".join(out), err
-        return b"".join(out), None
+            return out, err
+        return out, None
 
-    def feed(self, data: bytes) -> bytes | None:
-        """Translate one event payload into the bytes to send, or None to send nothing."""
+    def feed(self, data: bytes) -> Chunk | None:
+        """Decode one event payload, or None for the end marker."""
         if data == DONE:
             self.done = True
             return None
         try:
-            chunk = orjson.loads(data)
+            native = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise self.provider.invalid_answer("the stream sent a chunk that is not JSON") from None
-        if not isinstance(chunk, dict):
+        if not isinstance(native, dict):
             raise self.provider.invalid_answer("the stream sent a chunk that is not an object")
-        if "error" in chunk:
-            error = self.provider.error_in_chunk(chunk)
+        if "error" in native:
+            error = self.provider.error_in_chunk(native)
             if error is not None:
                 raise error
-        # Re-serialise only what changed: a chunk already in the canonical dialect (DeepSeek's
-        # own, when the upstream name is the public one) goes out as the bytes that came in.
+        # Keep the upstream's bytes while nothing changes: a chunk already in the canonical
+        # dialect (DeepSeek's own, under the public name) can go out as the bytes that came in.
         changed = False
-        if chunk.get("model") != self.public_model:
-            chunk["model"] = self.public_model
+        if native.get("model") != self.public_model:
+            native["model"] = self.public_model
             changed = True
-        choices = chunk.get("choices")
+        deltas: list[Delta] = []
+        choices = native.get("choices")
         if isinstance(choices, list):
             for choice in choices:
-                if isinstance(choice, dict) and self._translate_choice(choice):
-                    changed = True
-        raw_usage = chunk.get("usage")
+                if isinstance(choice, dict):
+                    delta, choice_changed = self._decode_choice(choice)
+                    deltas.append(delta)
+                    if choice_changed:
+                        changed = True
+        usage: Usage | None = None
+        raw_usage = native.get("usage")
         if raw_usage:
-            self.usage = self.provider.parse_usage(raw_usage)
-            if not self.client_wants_usage:
-                if not choices:
-                    return None  # the usage-only chunk the client did not ask for
-                del chunk["usage"]
-            elif self.usage is not None:
-                chunk["usage"] = self.usage.to_openai()
+            usage = self.usage = self.provider.parse_usage(raw_usage)
+            if usage is not None:
+                native["usage"] = usage.to_openai()
             changed = True
-        elif self.client_wants_usage and "usage" not in chunk:
-            chunk["usage"] = None  # OpenAI's clients expect null on every other chunk
-            changed = True
-        return b"data: " + (orjson.dumps(chunk) if changed else data) + b"\n\n"
+        return Chunk(deltas, usage, native, None if changed else data)
 
-    def _translate_choice(self, choice: dict[str, Any]) -> bool:
+    def _decode_choice(self, choice: dict[str, Any]) -> tuple[Delta, bool]:
         """Translate one choice's delta in place; True if anything changed. Called per event,
         so kept free of method calls on the common path."""
         changed = False
+        index = choice.get("index", 0)
+        if not isinstance(index, int):
+            index = 0
+        finish_reason = choice.get("finish_reason")
+        if finish_reason:
+            self.finished = True
+        out = Delta(index, finish_reason=finish_reason if isinstance(finish_reason, str) else None)
         delta = choice.get("delta")
         if isinstance(delta, dict):
             if self._rename is not None and self._rename in delta:
@@ -158,24 +157,26 @@ class StreamTranslator:
                 changed = True
             reasoning = delta.get("reasoning_content")
             content = delta.get("content")
-            if reasoning or content or delta.get("tool_calls"):
+            tool_calls = delta.get("tool_calls")
+            if reasoning or content or tool_calls:
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
                 if isinstance(reasoning, str):
                     self._reasoning.append(reasoning)
                     self.relayed_chars += len(reasoning)
+                    out.reasoning = reasoning
                 if isinstance(content, str):
                     self.relayed_chars += len(content)
-            tool_calls = delta.get("tool_calls")
+                    out.content = content
             if isinstance(tool_calls, list):
-                index = choice.get("index", 0)
-                if self._repair_tool_calls(index if isinstance(index, int) else 0, tool_calls):
+                out.tool_calls = []
+                if self._repair_tool_calls(index, tool_calls, out.tool_calls):
                     changed = True
-        if choice.get("finish_reason"):
-            self.finished = True
-        return changed
+        return out, changed
 
-    def _repair_tool_calls(self, choice_index: int, calls: list[Any]) -> bool:
+    def _repair_tool_calls(
+        self, choice_index: int, calls: list[Any], out: list[ToolCallDelta]
+    ) -> bool:
         changed = False
         for call in calls:
             if not isinstance(call, dict):
@@ -193,13 +194,22 @@ class StreamTranslator:
                 index = self._index_of_id[key]
                 self._current[(choice_index, upstream_index)] = index
             else:
+                call_id = None
                 index = self._current.get((choice_index, upstream_index), upstream_index)
             if call.get("index") != index:
                 call["index"] = index
                 changed = True
-            arguments = (call.get("function") or {}).get("arguments")
-            if isinstance(arguments, str):
-                self.relayed_chars += len(arguments)
+            function = call.get("function")
+            name = arguments = None
+            if isinstance(function, dict):
+                name = function.get("name")
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    self.relayed_chars += len(arguments)
+                else:
+                    arguments = None
+            out.append(ToolCallDelta(index, call_id, name if isinstance(name, str) else None,
+                                     arguments))
         return changed
 
     def remember_reasoning(self) -> None:

@@ -1,9 +1,11 @@
-"""Parsing a chat request: once, with orjson, checking only what the gateway relies on.
+"""Parsing a Chat Completions request into a canonical call: once, with orjson, checking only
+what the gateway relies on.
 
 Validating the whole request through pydantic models would cost more than the rest of the hot
 path (DESIGN.md). Instead the body is parsed once and the fields the gateway reads, or that an
 upstream would reject with a less helpful message, are type-checked here. Everything else is
-passed through untouched for the provider to judge.
+passed through untouched (in `Call.params`) for the provider to judge: the canonical message
+schema is the chat schema, so messages need no translation here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from typing import Any
 
 import orjson
 
+from gateway.core.call import Call
 from gateway.errors import InvalidRequest
-from gateway.models import ModelCatalogue, ResolvedModel
-from gateway.thinking import Thinking, extract_thinking
+from gateway.models import ModelCatalogue
+from gateway.thinking import extract_thinking
+
+API = "openai.chat"
 
 _MAX_CHOICES = 128  # OpenAI's own bound on `n`
 
@@ -44,19 +49,14 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-@dataclass(slots=True)
-class ChatRequest:
-    """A parsed request: the body (minus thinking fields) and what the gateway decided."""
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """What the renderers need beyond the canonical call."""
 
-    body: dict[str, Any]
-    requested_model: str
-    model: ResolvedModel
-    thinking: Thinking
-    stream: bool
-    include_usage: bool
+    include_usage: bool  # stream_options.include_usage: show the usage chunk
 
 
-def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> ChatRequest:
+def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> Call:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -82,10 +82,14 @@ def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> ChatRequest:
 
     model = catalogue.resolve(model_name)
     thinking = extract_thinking(body, model.default_thinking)
-    stream = body.get("stream") is True
+    stream = body.pop("stream", None) is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(body, model_name, model, thinking, stream, include_usage)
+    del body["model"]
+    messages = body.pop("messages")
+    user = body.get("user")
+    return Call(API, model_name, model, thinking, messages, body, stream,
+                user if isinstance(user, str) else None, ChatOptions(include_usage))
 
 
 def _check_messages(messages: Any) -> None:

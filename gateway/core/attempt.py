@@ -1,0 +1,115 @@
+"""One attempt against one target, and the upstream connection it opens.
+
+`Attempter` sends a canonical call to one provider and brings back a canonical answer, or,
+for a stream, an `OpenStream`: the connection read up to the first token (so a failure before
+it can still fail over). `OpenStream` owns that connection's lifetime: closed, released or
+drained in one place, whoever ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from gateway.core.answer import Answer, Chunk
+from gateway.core.call import Call
+from gateway.errors import UpstreamError
+from gateway.providers.stream import StreamDecoder, sse_batches
+from gateway.routing.policy import Target
+from gateway.upstream import UpstreamClient
+
+# Once a stream is complete, wait this long for the upstream to end its body so the pooled
+# connection can be reused; a provider that lingers loses its connection instead.
+_DRAIN_SECONDS = 1.0
+
+
+class OpenStream:
+    """A streamed answer whose first token (or whole answer) has arrived: `held` chunks are
+    decoded but not yet sent; `batches` yields the rest."""
+
+    __slots__ = ("batches", "decoder", "held", "response", "target")
+
+    def __init__(self, target: Target, response: aiohttp.ClientResponse,
+                 decoder: StreamDecoder, batches: AsyncIterator[list[bytes]],
+                 held: list[Chunk]) -> None:
+        self.target = target
+        self.response = response
+        self.decoder = decoder
+        self.batches = batches
+        self.held = held
+
+    @property
+    def complete(self) -> bool:
+        """The upstream had sent everything, end marker included, by the first check."""
+        return self.decoder.done
+
+    async def drain(self) -> None:
+        """After the end marker: read the body's end so the connection goes back to the pool."""
+        if self.response.content.at_eof():
+            self.response.release()
+            return
+        try:
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                async for _ in self.batches:
+                    pass
+        except (TimeoutError, UpstreamError):
+            return
+        self.response.release()
+
+    def close(self) -> None:
+        """close(), not release(): an unfinished upstream request must stop now."""
+        if not self.response.closed:
+            self.response.close()
+
+
+class Attempter:
+    def __init__(self, client: UpstreamClient) -> None:
+        self._client = client
+
+    async def complete(self, target: Target, call: Call) -> Answer:
+        provider = target.provider
+        thinking = target.thinking_for(call.thinking)
+        payload = provider.build_payload(call, target.upstream_model, thinking, False)
+        response = await self._client.send(provider, payload)
+        try:
+            if response.status >= 300:
+                raw = await self._client.read_error(provider, response)
+                raise provider.error_from_response(response.status, raw, response.headers)
+            raw = await self._client.read(provider, response)
+        finally:
+            response.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise provider.invalid_answer("the upstream answer is not JSON") from None
+        return provider.translate_answer(data, call.model.canonical, thinking)
+
+    async def open_stream(self, target: Target, call: Call) -> OpenStream:
+        """Connect and read up to the first token, so failure before it can fail over."""
+        provider = target.provider
+        thinking = target.thinking_for(call.thinking)
+        payload = provider.build_payload(call, target.upstream_model, thinking, True)
+        response = await self._client.send(provider, payload)
+        try:
+            if response.status >= 300:
+                raw = await self._client.read_error(provider, response)
+                raise provider.error_from_response(response.status, raw, response.headers)
+            decoder = StreamDecoder(provider, call.model.canonical, thinking)
+            batches = sse_batches(self._client.chunks(provider, response))
+            held: list[Chunk] = []
+            async for batch in batches:
+                chunks, error = decoder.feed_batch(batch)
+                if error is not None:
+                    raise error  # nothing was sent yet: this target failed, try the next
+                held.extend(chunks)
+                if decoder.first_token_at or decoder.finished or decoder.done:
+                    break
+            if not held and not decoder.done:
+                raise provider.invalid_answer("the stream ended before any chunk")
+        except BaseException:
+            response.close()
+            raise
+        return OpenStream(target, response, decoder, batches, held)

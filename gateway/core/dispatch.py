@@ -1,0 +1,73 @@
+"""Failover over attempts: a canonical call in, a served answer or open stream out.
+
+Each attempt is bounded by the time the call has left (and, for a stream, by the provider's
+first-byte timeout, which runs until the first token: keep-alive comments are not progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from gateway.core.answer import Answer
+from gateway.core.attempt import Attempter, OpenStream
+from gateway.core.call import Call
+from gateway.errors import UpstreamError
+from gateway.routing.failover import AllTargetsFailed, Failover, Served
+from gateway.routing.policy import Target
+
+
+class Dispatcher:
+    def __init__(self, failover: Failover, attempter: Attempter) -> None:
+        self._failover = failover
+        self._attempter = attempter
+
+    async def complete(self, call: Call, pinned: str | None) -> Served[Answer]:
+        """Raises `AllTargetsFailed`."""
+        attempter = self._attempter
+
+        async def attempt(target: Target, seconds_left: float) -> Answer:
+            if seconds_left < target.provider.timeouts.total:
+                async with _Deadline(target, seconds_left):
+                    return await attempter.complete(target, call)
+            return await attempter.complete(target, call)  # aiohttp's total bounds it
+
+        return await self._failover.run(call.model.canonical, pinned, attempt)
+
+    async def stream(self, call: Call, pinned: str | None) -> Served[OpenStream]:
+        """Raises `AllTargetsFailed`. The caller settles the result when the stream ends."""
+        attempter = self._attempter
+
+        async def attempt(target: Target, seconds_left: float) -> OpenStream:
+            async with _Deadline(target, min(seconds_left, target.provider.timeouts.first_byte)):
+                return await attempter.open_stream(target, call)
+
+        return await self._failover.run(call.model.canonical, pinned, attempt, streamed=True)
+
+
+__all__ = ["AllTargetsFailed", "Dispatcher"]
+
+
+class _Deadline:
+    """Bound one attempt; running out is the upstream's timeout, so it fails over."""
+
+    __slots__ = ("_seconds", "_target", "_timeout")
+
+    def __init__(self, target: Target, seconds: float) -> None:
+        self._target = target
+        self._seconds = seconds
+        self._timeout = asyncio.timeout(seconds)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            name = self._target.provider.name
+            raise UpstreamError(
+                f"{name} did not answer within {self._seconds:.1f} s",
+                provider=name, upstream_status=None, code="upstream_timeout",
+            ) from None

@@ -1,0 +1,129 @@
+"""The request pipeline every surface shares, as a raw ASGI callable.
+
+authenticate -> read body -> the surface parses a canonical call -> admission -> failover over
+provider attempts -> the surface renders the answer or the stream -> exactly one usage event
+(`CallRecord`), refusals included. The chat hot path skips FastAPI and Starlette's
+request/response objects and middleware: on an instant upstream they cost more than the whole
+proxying work (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import Receive, Scope, Send
+
+from gateway.api.asgi import (
+    RequestHeaders,
+    RequestIds,
+    header_list,
+    read_body,
+    send_event_stream,
+    send_json,
+    send_whole_event_stream,
+)
+from gateway.auth import KeyAuthenticator
+from gateway.core.dispatch import AllTargetsFailed, Dispatcher
+from gateway.core.record import CallRecord
+from gateway.core.relay import Relay
+from gateway.core.surface import Surface
+from gateway.errors import GatewayError
+from gateway.limits.admission import Admission
+from gateway.metrics import GatewayMetrics
+from gateway.routing.failover import Attempts
+from gateway.routing.policy import Target
+from gateway.usage import UsageSink
+
+log = logging.getLogger("gateway")
+
+
+class Pipeline:
+    """Serves one surface's POST paths."""
+
+    def __init__(self, surface: Surface, *, auth: KeyAuthenticator, max_body_bytes: int,
+                 admission: Admission, dispatcher: Dispatcher, sink: UsageSink,
+                 metrics: GatewayMetrics, new_id: RequestIds) -> None:
+        self.surface = surface
+        self._auth = auth
+        self._max_body = max_body_bytes
+        self._admission = admission
+        self._dispatcher = dispatcher
+        self._sink = sink
+        self._in_flight = metrics.in_flight
+        self._new_id = new_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = RequestHeaders(scope, self._new_id)
+        surface = self.surface
+        record = CallRecord(self._sink, surface.api, headers.request_id)
+        started = False
+        self._in_flight.inc()
+        try:
+            client = scope.get("client")
+            principal = await self._auth.authenticate(
+                headers.authorization, headers.api_key, client[0] if client else None)
+            record.identify(principal)
+            raw = await read_body(receive, headers.content_length, self._max_body)
+            call = surface.parse(raw)
+            record.describe(call)
+            extra = await self._admission.admit(
+                principal, call.model.canonical, call.requested_model)
+            if call.stream:
+                streamed = await self._dispatcher.stream(call, headers.pinned)
+                record.served_by(streamed.target, streamed.attempts)
+                started = True
+                extra.update(_served_by(streamed.target, streamed.attempts))
+                relay = Relay(streamed, surface.stream_renderer(call), record)
+                response_headers = header_list(headers.request_id, extra)
+                if streamed.result.complete:
+                    await send_whole_event_stream(
+                        send, await relay.whole(), response_headers, surface.stream_content_type)
+                    return
+                try:
+                    await send_event_stream(scope, receive, send, relay.chunks(),
+                                            response_headers, surface.stream_content_type)
+                finally:
+                    relay.abandon()  # a no-op when the relay ran to its end
+                return
+            served = await self._dispatcher.complete(call, headers.pinned)
+            record.served_by(served.target, served.attempts)
+            answer = served.result
+            record.answered(answer.usage)
+            started = True
+            extra.update(_served_by(served.target, served.attempts))
+            await send_json(send, 200, surface.render_answer(call, answer),
+                            header_list(headers.request_id, extra))
+        except AllTargetsFailed as failed:
+            error = failed.error
+            error.headers["x-gateway-attempts"] = failed.attempts.header()
+            error.headers["x-gateway-provider"] = error.provider
+            record.failed(error, failed.attempts)
+            if not started:
+                await self._send_error(send, error, headers.request_id)
+        except GatewayError as err:
+            if record.open:
+                record.refused(err)
+            if not started:
+                await self._send_error(send, err, headers.request_id)
+        except Exception:
+            log.exception("unhandled error in request %s", headers.request_id)
+            record.abandoned(reason="internal_error")
+            if not started:
+                await self._send_error(send, GatewayError(
+                    f"The gateway hit an internal error (request id {headers.request_id}).",
+                    code="internal_error"), headers.request_id)
+        finally:
+            record.abandoned("client_cancelled")
+            self._in_flight.dec()
+
+    async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
+        status, extra, body = self.surface.render_error(error)
+        await send_json(send, status, body, header_list(request_id, extra))
+
+
+def _served_by(target: Target, attempts: Attempts) -> dict[str, str]:
+    return {
+        "x-gateway-provider": target.provider.name,
+        "x-gateway-upstream-model": target.upstream_model,
+        "x-gateway-attempts": attempts.header(),
+    }

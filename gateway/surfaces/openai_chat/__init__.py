@@ -1,0 +1,1 @@
+"""OpenAI Chat Completions: `/v1/chat/completions`, the format the providers also speak."""
