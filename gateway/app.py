@@ -68,7 +68,7 @@ class GatewayApp:
 
     def __init__(self, api: FastAPI, pipelines: list[Pipeline]) -> None:
         self.api = api
-        self.posts = {path: p for p in pipelines for path in p.surface.paths}
+        self.posts = {path: p for p in pipelines for path in p.paths}
         self.state = api.state
         self._entry: ASGIApp = self._dispatch
 
@@ -185,8 +185,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
                  dispatcher=dispatcher, sink=usage, metrics=metrics, new_id=new_id)
         for surface in surfaces
     ]
-    for surface in surfaces:  # POST never reaches FastAPI; other methods get a 405
-        for path in surface.paths:
+    for pipeline in pipelines:  # POST never reaches FastAPI; other methods get a 405
+        for path in pipeline.paths:
             app.router.add_route(path, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"])
     document_chat_route(app, OpenAIChat.paths, state.catalogue.names())
     app.router.add_route("/v1/models", list_models, methods=["GET"])

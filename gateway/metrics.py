@@ -8,8 +8,12 @@ scrape time by a collector.
 Several worker processes: when `PROMETHEUS_MULTIPROC_DIR` is set (`gateway serve --workers N`
 sets it), prometheus-client keeps values in shared files and `/metrics` merges every worker's.
 
-Label sets stay bounded: canonical model names, provider names and fixed status words only;
-never request ids, keys or client-supplied strings.
+Label sets stay bounded: canonical model names, provider names, the client API (a handful of
+surfaces) and fixed status words only; never request ids, keys or client-supplied strings.
+`reason` is set only for refusals (status `refused`), from the gateway's own small set of codes;
+an upstream's error codes are unbounded and never become a label. A call refused before its
+model was resolved counts under model "none", like a call no provider served counts under
+provider "none". Refusals count as requests only: no latency, tokens or cost.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 
 StateProbe = Callable[[], float]
 
+REFUSED = "refused"
+NONE = "none"  # the label value for "no model / no provider / no API"
+# Refusal reasons come from the gateway's own code, so they are few; should a bug ever feed
+# something else in, distinct values beyond this many are counted as "other".
+MAX_REASONS = 32
+OTHER_REASON = "other"
+
 
 class GatewayMetrics:
     def __init__(self, board: HealthBoard, target_keys: list[str]) -> None:
@@ -52,8 +63,9 @@ class GatewayMetrics:
         # (the MultiProcessCollector reads them all back at scrape time).
         own = None if self.multiprocess else self.registry
         self.requests = Counter(
-            "gateway_requests", "Chat requests by outcome.",
-            ["model", "provider", "status"], registry=own)
+            "gateway_requests",
+            "Calls by client API and outcome; `reason` is the refusal code for status refused.",
+            ["api", "model", "provider", "status", "reason"], registry=own)
         self.duration = Histogram(
             "gateway_request_duration_seconds", "Time from request to the end of the answer.",
             ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=own)
@@ -72,13 +84,14 @@ class GatewayMetrics:
         self.overhead = Histogram(
             "gateway_overhead_seconds",
             "Time the gateway itself adds: latency to the first byte minus upstream time.",
-            buckets=_OVERHEAD_BUCKETS, registry=own)
+            ["api"], buckets=_OVERHEAD_BUCKETS, registry=own)
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Chat requests being served now.",
             registry=own, multiprocess_mode="livesum")
         self._state = _StateCollector(board, target_keys)
         # labels() costs a lock and a dict walk; a request touches ~8 series, so keep them.
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._reasons: set[str] = set()
         if self.multiprocess:
             MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.registry.register(self._state)
@@ -94,12 +107,26 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _reason(self, reason: str | None) -> str:
+        if not reason:
+            return "unknown"
+        if reason not in self._reasons:
+            if len(self._reasons) >= MAX_REASONS:
+                return OTHER_REASON
+            self._reasons.add(reason)
+        return reason
+
     def record(self, event: UsageEvent) -> None:
         """UsageSink: one finished request."""
-        provider = event.provider or "none"
-        model = event.model
+        status = event.status
+        model = event.model or NONE
+        api = event.api or NONE
         series = self._series
-        series(self.requests, model, provider, event.status).inc()
+        if status == REFUSED:  # nothing was served: a count, never a latency or a token
+            series(self.requests, api, model, NONE, status, self._reason(event.error_type)).inc()
+            return
+        provider = event.provider or NONE
+        series(self.requests, api, model, provider, status, "").inc()
         for attempt_provider, outcome in event.attempts:
             series(self.attempts, attempt_provider, outcome).inc()
         if event.provider is None:
@@ -108,7 +135,7 @@ class GatewayMetrics:
         if event.ttft_s is not None:
             series(self.ttft, model, provider).observe(event.ttft_s)
         if event.overhead_s is not None:
-            self.overhead.observe(max(0.0, event.overhead_s))
+            series(self.overhead, api).observe(max(0.0, event.overhead_s))
         usage = event.usage
         if usage is not None:
             tokens = self.tokens

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.upstream.common import Faults, SimulatedProvider
+from tests.upstream.common import Faults, Script, SimulatedProvider
 from tests.upstream.deepseek import SimulatedDeepSeek
 from tests.upstream.ollama import SimulatedOllama
 from tests.upstream.openrouter import SimulatedOpenRouter
@@ -378,3 +378,90 @@ def test_control_endpoints(openrouter: SimulatedOpenRouter) -> None:
     httpx.post(control + "reset")
     assert httpx.get(control + "requests").json() == []
     assert openrouter.faults == Faults()
+
+
+# --------------------------------------------------------------------------- scripted turns
+
+
+WRITE_TOOL = {"type": "function", "function": {"name": "Write", "parameters": {
+    "type": "object", "properties": {"file_path": {"type": "string"},
+                                     "content": {"type": "string"}}}}}
+
+
+def test_deepseek_scripted_agent_turns(deepseek: SimulatedDeepSeek) -> None:
+    """A script answers the user's turn with a call to the named tool, the tool's result with
+    text; streamed in DeepSeek's wire format, and the thinking-mode rules still apply."""
+    args = {"file_path": "/tmp/x/hello.txt", "content": "hi there\n"}
+    deepseek.script = Script(tool="Write", arguments=args, text="All done.")
+    tools = [TOOLS[0], WRITE_TOOL]
+    # Claude Code's turns end with a system message after the user's: still the user's turn.
+    first: list[dict[str, Any]] = [{"role": "system", "content": "be an agent"},
+                                   {"role": "user", "content": "write hello"},
+                                   {"role": "system", "content": "env: linux"}]
+    body = {"model": DS_MODEL, "messages": first, "tools": tools}
+    choice = post(deepseek, body).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["content"] is None
+    assert message["reasoning_content"] == "thinking about: write hello"
+    [call] = message["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"]["name"] == "Write"
+    assert orjson.loads(call["function"]["arguments"]) == args
+
+    stream = dict(body, stream=True, stream_options={"include_usage": True})
+    events = data_events(post(deepseek, stream).text)
+    assert events[-1] == "[DONE]"
+    usage = events[-2]["usage"]
+    assert events[-2]["choices"] == [] and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    deltas = [e["choices"][0] for e in events if isinstance(e, dict) and e["choices"]]
+    assert deltas[-1]["finish_reason"] == "tool_calls"
+    fragments = [tc for d in deltas for tc in d["delta"].get("tool_calls", [])]
+    head = fragments[0]
+    assert head["index"] == 0 and head["type"] == "function" and head["id"].startswith("call_")
+    assert head["function"] == {"name": "Write", "arguments": ""}
+    assert len(fragments) > 2 and all(f["index"] == 0 for f in fragments)
+    streamed = "".join(f["function"].get("arguments", "") for f in fragments)
+    assert orjson.loads(streamed) == args
+    assert streamed_text(events, "reasoning_content") == "thinking about: write hello"
+
+    # The tool's result: text. DeepSeek still wants reasoning_content echoed on the call turn.
+    assistant = {"role": "assistant", "content": None, "tool_calls": [call]}
+    result = {"role": "tool", "tool_call_id": call["id"], "content": "File created"}
+    second = {"model": DS_MODEL, "messages": [*first, assistant, result], "tools": tools}
+    refused = post(deepseek, second)
+    assert refused.status_code == 400 and "message index 3" in refused.json()["error"]["message"]
+    assistant["reasoning_content"] = message["reasoning_content"]
+    answer = post(deepseek, second).json()["choices"][0]
+    assert answer["finish_reason"] == "stop" and answer["message"]["content"] == "All done."
+    assert "tool_calls" not in answer["message"]
+    events = data_events(post(deepseek, dict(second, stream=True)).text)
+    assert streamed_text(events, "content") == "All done."
+    assert [e["choices"][0]["finish_reason"] for e in events[-2:-1]] == ["stop"]
+
+    # Without the tool on offer, or with tool_choice none, the answer is the usual echo.
+    plain = post(deepseek, req(DS_MODEL, "hi", tools=TOOLS)).json()["choices"][0]
+    assert plain["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    none = post(deepseek, dict(body, tool_choice="none")).json()["choices"][0]
+    assert none["message"]["content"] == "echo: write hello"
+
+
+def test_script_control_endpoint(deepseek: SimulatedDeepSeek) -> None:
+    control = deepseek.server_url + "/_sim/script"
+    assert httpx.get(control).json() is None
+    raw = '{"file_path": "/x", '  # a string is sent verbatim: tests can send broken JSON
+    r = httpx.post(control, json={"tool": "Write", "arguments": raw, "text": "ok"})
+    assert r.status_code == 200 and deepseek.script == Script("Write", raw, "ok")
+    body = req(DS_MODEL, "go", tools=[WRITE_TOOL], thinking={"type": "disabled"})
+    message = post(deepseek, body).json()["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["arguments"] == raw
+    assert message["reasoning_content"] is None
+    assert httpx.post(control, json={"tool": "Write", "bogus": 1}).status_code == 400
+    assert httpx.post(control, json={"arguments": {}}).status_code == 400
+    assert httpx.post(control, json={"tool": "Write", "arguments": [1]}).status_code == 400
+    assert httpx.get(control).json()["tool"] == "Write"
+    assert httpx.delete(control).status_code == 200 and deepseek.script is None
+    deepseek.script = Script("Write")
+    httpx.post(deepseek.server_url + "/_sim/reset")
+    assert deepseek.script is None

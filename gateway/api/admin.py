@@ -25,11 +25,14 @@ from gateway.keys.specs import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, par
 from gateway.metering.writer import MeteringWriter
 from gateway.state import GatewayState
 
+_API_MAX = 32  # the usage table's `api` column
+
 
 async def usage(request: Request) -> Response:
-    """`GET /admin/usage?group_by=model|provider|key|team|day&from=&to=`: one JSON row per
-    group with requests, tokens by type and cost. `from`/`to` are ISO dates or datetimes
-    (UTC unless an offset is given); `to` is exclusive, a bare date means its midnight."""
+    """`GET /admin/usage?group_by=model|provider|key|team|day|api&from=&to=&api=`: one JSON
+    row per group with requests, tokens by type, cost, errors and refusals. `from`/`to` are
+    ISO dates or datetimes (UTC unless an offset is given); `to` is exclusive, a bare date
+    means its midnight. `api` (e.g. `anthropic.messages`) keeps only calls served by it."""
     state: GatewayState = request.app.state.gateway
     await state.auth.require_admin(request)
     writer: MeteringWriter | None = request.app.state.metering
@@ -42,8 +45,11 @@ async def usage(request: Request) -> Response:
             f"group_by must be one of {', '.join(GROUP_BYS)}", param="group_by")
     start = parse_time(request.query_params.get("from"), "from")
     end = parse_time(request.query_params.get("to"), "to")
+    api = request.query_params.get("api") or None
+    if api is not None and len(api) > _API_MAX:
+        raise InvalidRequest(f"api: at most {_API_MAX} characters", param="api")
     try:
-        rows = await writer.store.report(cast(GroupBy, group_by), start, end)
+        rows = await writer.store.report(cast(GroupBy, group_by), start, end, api)
     except Exception:
         raise GatewayError("The usage database is unavailable.", status=503,
                            code="database_unavailable") from None
@@ -51,6 +57,7 @@ async def usage(request: Request) -> Response:
         "group_by": group_by,
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
+        **({"api": api} if api is not None else {}),
         "data": rows,
     })
 

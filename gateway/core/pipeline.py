@@ -10,6 +10,7 @@ proxying work (bench/RESULTS.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
@@ -44,6 +45,7 @@ class Pipeline:
                  admission: Admission, dispatcher: Dispatcher, sink: UsageSink,
                  metrics: GatewayMetrics, new_id: RequestIds) -> None:
         self.surface = surface
+        self.paths = surface.paths | surface.local_paths.keys()
         self._auth = auth
         self._max_body = max_body_bytes
         self._admission = admission
@@ -53,6 +55,10 @@ class Pipeline:
         self._new_id = new_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        local = self.surface.local_paths.get(scope["path"])
+        if local is not None:
+            await self._answer_locally(local, scope, receive, send)
+            return
         headers = RequestHeaders(scope, self._new_id)
         surface = self.surface
         record = CallRecord(self._sink, surface.api, headers.request_id)
@@ -109,16 +115,39 @@ class Pipeline:
             log.exception("unhandled error in request %s", headers.request_id)
             record.abandoned(reason="internal_error")
             if not started:
-                await self._send_error(send, GatewayError(
-                    f"The gateway hit an internal error (request id {headers.request_id}).",
-                    code="internal_error"), headers.request_id)
+                await self._send_error(send, _internal(headers.request_id), headers.request_id)
         finally:
             record.abandoned("client_cancelled")
             self._in_flight.dec()
 
+    async def _answer_locally(self, answer: Callable[[bytes], bytes], scope: Scope,
+                              receive: Receive, send: Send) -> None:
+        """A request the surface answers itself: authenticated and size-limited like a call,
+        but no upstream is asked, so there is nothing to meter."""
+        headers = RequestHeaders(scope, self._new_id)
+        try:
+            client = scope.get("client")
+            await self._auth.authenticate(
+                headers.authorization, headers.api_key, client[0] if client else None)
+            raw = await read_body(receive, headers.content_length, self._max_body)
+            body = answer(raw)
+        except GatewayError as err:
+            await self._send_error(send, err, headers.request_id)
+            return
+        except Exception:
+            log.exception("unhandled error in request %s", headers.request_id)
+            await self._send_error(send, _internal(headers.request_id), headers.request_id)
+            return
+        await send_json(send, 200, body, header_list(headers.request_id, {}))
+
     async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
         status, extra, body = self.surface.render_error(error)
         await send_json(send, status, body, header_list(request_id, extra))
+
+
+def _internal(request_id: str) -> GatewayError:
+    return GatewayError(f"The gateway hit an internal error (request id {request_id}).",
+                        code="internal_error")
 
 
 def _served_by(target: Target, attempts: Attempts) -> dict[str, str]:

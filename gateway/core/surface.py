@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from gateway.core.answer import Answer, Chunk
@@ -35,6 +36,9 @@ class StreamRenderer(Protocol):
 class Surface(Protocol):
     api: str  # e.g. "openai.chat": the usage rows' and metrics' `api`
     paths: frozenset[str]  # POST paths served by the core pipeline
+    # POST paths this surface answers itself, without an upstream (e.g. Anthropic's
+    # count_tokens): after authentication, the body in, the JSON answer out.
+    local_paths: Mapping[str, Callable[[bytes], bytes]]
     stream_content_type: bytes
 
     def parse(self, raw: bytes) -> Call:

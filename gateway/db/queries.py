@@ -13,8 +13,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.db.tables import usage
 
-GroupBy = Literal["model", "provider", "key", "team", "day"]
+GroupBy = Literal["model", "provider", "key", "team", "day", "api"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
+
+REFUSED = "refused"  # the status of a call the gateway turned away
 
 TOKEN_COLUMNS = ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
                  "completion_tokens", "reasoning_tokens")
@@ -34,14 +36,18 @@ def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
             return cast(func.timezone("UTC", usage.c.ts), Date)
         return func.date(usage.c.ts)
     column = {"model": usage.c.model, "provider": usage.c.provider,
-              "key": usage.c.key_id, "team": usage.c.team}[group_by]
+              "key": usage.c.key_id, "team": usage.c.team, "api": usage.c.api}[group_by]
     return column
 
 
 async def usage_report(
-    conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None
+    conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
+    api: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens by type and cost per group, for rows with start <= ts < end."""
+    """Requests, tokens by type and cost per group, for rows with start <= ts < end (and, if
+    given, served by that client API). `errors` counts calls that failed once accepted;
+    `refused` the calls the gateway turned away (auth, limits, budgets, invalid requests),
+    which `requests` includes too."""
     group = _group_column(group_by, conn.dialect.name).label("group")
     query = select(
         group,
@@ -49,13 +55,16 @@ async def usage_report(
         *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
         func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
         func.sum(usage.c.provider_cost_usd).label("provider_cost_usd"),
-        func.sum(case((usage.c.status != "ok", 1), else_=0)).label("errors"),
+        func.sum(case((usage.c.status.in_(("ok", REFUSED)), 0), else_=1)).label("errors"),
+        func.sum(case((usage.c.status == REFUSED, 1), else_=0)).label("refused"),
         func.sum(case((usage.c.estimated, 1), else_=0)).label("estimated"),
     )
     if start is not None:
         query = query.where(usage.c.ts >= start)
     if end is not None:
         query = query.where(usage.c.ts < end)
+    if api is not None:
+        query = query.where(usage.c.api == api)
     query = query.group_by(literal_column("1")).order_by(literal_column("1"))
     result = await conn.execute(query)
     out = []
@@ -67,6 +76,7 @@ async def usage_report(
         item["provider_cost_usd"] = None if provider_cost is None else round(
             float(provider_cost), 10)
         item["errors"] = int(row["errors"] or 0)
+        item["refused"] = int(row["refused"] or 0)
         item["estimated"] = int(row["estimated"] or 0)
         out.append(item)
     return out

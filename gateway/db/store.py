@@ -51,9 +51,9 @@ class UsageStore:
             await queries.insert_rows(conn, rows)
 
     async def report(self, group_by: queries.GroupBy, start: datetime | None,
-                     end: datetime | None) -> list[dict[str, Any]]:
+                     end: datetime | None, api: str | None = None) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
-            return await queries.usage_report(conn, group_by, start, end)
+            return await queries.usage_report(conn, group_by, start, end, api)
 
     async def spend_since(self, subject: str, since: datetime) -> float:
         await self.prepare()

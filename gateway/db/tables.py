@@ -21,7 +21,11 @@ metadata = MetaData()
 
 # One row per finished request. `id` is minted by the gateway when the row is built (before any
 # spooling), so a row replayed twice is inserted once; `request_id` may come from the client
-# (x-request-id) and is therefore indexed but not unique.
+# (x-request-id) and is therefore indexed but not unique. `api` is the client API that served
+# the call ("openai.chat", "anthropic.messages", ...); rows from before it existed were all
+# OpenAI Chat. A refused call (status "refused", its reason in `error_type`) has no provider,
+# no tokens and cost 0, and `model`/`requested_model` "" when it was refused before either was
+# known.
 usage = Table(
     "usage",
     metadata,
@@ -51,6 +55,7 @@ usage = Table(
     Column("estimated", Boolean, nullable=False, default=False),
     Column("latency_ms", Float, nullable=False, default=0.0),
     Column("ttft_ms", Float),
+    Column("api", String(32), nullable=False, server_default="openai.chat"),
     Index("ix_usage_ts", "ts"),
     Index("ix_usage_request_id", "request_id"),
     Index("ix_usage_key_ts", "key_id", "ts"),

@@ -39,7 +39,8 @@ class PricingSink:
         self._cache: dict[tuple[str, str], Price | None] = {}
 
     def record(self, event: UsageEvent) -> None:
-        if event.usage is not None and event.provider is not None:
+        if (event.usage is not None and event.provider is not None
+                and event.status != "refused"):  # a refusal is never charged
             price = self._price(event.provider, event.model, event.started_at)
             if price is not None:
                 event.cost_usd = cost_usd(event.usage, price)

@@ -4,7 +4,11 @@ Built once, in the writer (off the hot path) or when spilling: the row's `id` is
 so a row that is spooled and replayed, or retried after a timeout, is stored exactly once.
 Strings are clipped to their column and stripped of NULs, because one unstorable value would
 otherwise fail its whole batch forever. No header, key or body is copied: upstream keys can
-never reach a row."""
+never reach a row.
+
+A refused call (status "refused": the gateway said no before any upstream answered) is stored
+as such whatever else the event carries: no provider, no tokens, cost 0, so no budget is ever
+charged for it; `error_type` is the refusal's reason and `model`/`requested_model` may be ""."""
 
 from __future__ import annotations
 
@@ -16,12 +20,18 @@ from gateway.metering.cost import cost_usd, split_prompt
 from gateway.metering.prices import PriceBook
 from gateway.usage import Usage, UsageEvent
 
+REFUSED = "refused"
+
 
 def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
     ts = datetime.fromtimestamp(event.started_at, UTC)
-    usage = event.usage or Usage()
-    hit, miss = split_prompt(usage) if event.usage is not None else (0, 0)
-    price = prices.price(event.provider, event.model, ts) if event.provider else None
+    refused = event.status == REFUSED
+    provider = None if refused else event.provider
+    reported = None if refused else event.usage
+    usage = reported or Usage()
+    hit, miss = split_prompt(usage) if reported is not None else (0, 0)
+    price = prices.price(provider, event.model, ts) if provider else None
+    cost = 0.0 if refused else event.cost_usd
     return {
         "id": os.urandom(16).hex(),
         "ts": ts,
@@ -31,8 +41,8 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         "client_user": _clip(event.client_user, 256),
         "requested_model": _clip(event.requested_model, 128) or "",
         "model": _clip(event.model, 64) or "",
-        "provider": _clip(event.provider, 64),
-        "upstream_model": _clip(event.upstream_model, 128),
+        "provider": _clip(provider, 64),
+        "upstream_model": None if refused else _clip(event.upstream_model, 128),
         "thinking": _clip(event.thinking, 32) or "",
         "stream": event.stream,
         "status": _clip(event.status, 20) or "",
@@ -44,14 +54,15 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         "completion_tokens": usage.completion_tokens,
         "reasoning_tokens": usage.reasoning_tokens or 0,
         "cost_usd": (
-            event.cost_usd if event.cost_usd is not None
+            cost if cost is not None
             else cost_usd(usage, price) if price is not None else 0.0
         ),
         "provider_cost_usd": usage.provider_cost_usd,
         "peak": price.peak if price is not None else False,
         "estimated": usage.estimated,
         "latency_ms": round(event.latency_s * 1000, 3),
-        "ttft_ms": None if event.ttft_s is None else round(event.ttft_s * 1000, 3),
+        "ttft_ms": None if event.ttft_s is None or refused else round(event.ttft_s * 1000, 3),
+        "api": _clip(event.api, 32) or "",
     }
 
 

@@ -23,6 +23,8 @@ import orjson
 
 log = logging.getLogger("gateway.metering")
 
+LEGACY_API = "openai.chat"  # the API of every row built before rows carried one
+
 
 @dataclass(slots=True)
 class ReplayFile:
@@ -177,6 +179,9 @@ def _parse(line: bytes, path: Path) -> dict[str, Any] | None:
         return None
     if isinstance(row.get("ts"), str):
         row["ts"] = datetime.fromisoformat(row["ts"])
+    # Spooled before usage rows had `api` (a gateway upgraded with rows still spooled): those
+    # were all OpenAI Chat calls. Every row of a batch must carry the same columns.
+    row.setdefault("api", LEGACY_API)
     return row
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 from typer.testing import CliRunner
 
 from gateway.cli import cli
@@ -63,3 +71,100 @@ def test_unsupported_database_urls_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database"):
         async_url("mysql://x@y/z", "unused")
     assert async_url("postgres://u:p@h/d", "x").startswith("postgresql+asyncpg://u:p@h/d")
+
+
+# ---- 0003_usage_api: rows stored before it were all OpenAI Chat calls ----------------------
+
+_OLD_ROW = {  # a usage row as 0001/0002 knew it (no `api`)
+    "id": "old1", "ts": datetime(2026, 12, 1, 12, tzinfo=UTC), "request_id": "req-old",
+    "requested_model": "deepseek-chat", "model": "deepseek-v4-flash", "provider": "deepseek",
+    "thinking": "off", "stream": False, "status": "ok", "attempts": "deepseek:200",
+    "prompt_tokens": 10, "cache_hit_tokens": 0, "cache_miss_tokens": 10,
+    "completion_tokens": 5, "reasoning_tokens": 0, "cost_usd": 0.001, "peak": False,
+    "estimated": False, "latency_ms": 12.5,
+}
+
+
+async def _insert(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Plain SQL naming only the row's columns, as a gateway of that revision wrote it."""
+    names = ", ".join(row)
+    values = ", ".join(f":{c}" for c in row)
+    await conn.execute(text(f"INSERT INTO usage ({names}) VALUES ({values})"), row)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(migrate.alembic_config(connection), revision)
+
+
+async def _upgrade_from_0002(url: str) -> list[tuple[str, str, str]]:
+    """Migrate to 0002, store an old row, migrate to head, store a refusal without naming
+    `api` and one that names it; then down to 0002 and up again (both directions work)."""
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine, "0002_keys")
+        async with engine.begin() as conn:
+            await _insert(conn, _OLD_ROW)
+        assert await migrate.pending(engine)
+        await migrate.upgrade(engine)
+        assert not await migrate.pending(engine)
+        refused = {**_OLD_ROW, "id": "new1", "requested_model": "", "model": "",
+                   "provider": None, "status": "refused", "error_type": "invalid_api_key",
+                   "attempts": "", "prompt_tokens": 0, "cache_miss_tokens": 0,
+                   "completion_tokens": 0, "cost_usd": 0.0}
+        async with engine.begin() as conn:
+            await _insert(conn, refused)
+            await _insert(conn, {**refused, "id": "new2", "api": "anthropic.messages"})
+            rows = [(r[0], r[1], r[2]) for r in await conn.execute(
+                text("SELECT id, api, status FROM usage ORDER BY id"))]
+            columns = await conn.run_sync(
+                lambda c: {col["name"]: col for col in _inspect_columns(c)})
+        api = columns["api"]
+        assert api["nullable"] is False and "openai.chat" in str(api["default"])
+        assert api["type"].length == 32
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade, "0002_keys")
+            kept = (await conn.execute(text("SELECT count(*) FROM usage"))).scalar()
+            assert kept == 3
+            names = await conn.run_sync(lambda c: {col["name"] for col in _inspect_columns(c)})
+            assert "api" not in names
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            again = {r[0] for r in await conn.execute(text("SELECT DISTINCT api FROM usage"))}
+            assert again == {"openai.chat"}  # a downgrade loses the column's values
+        return rows
+    finally:
+        await engine.dispose()
+
+
+def _inspect_columns(connection: Connection) -> list[dict[str, Any]]:
+    from sqlalchemy import inspect
+
+    return list(inspect(connection).get_columns("usage"))  # type: ignore[arg-type]
+
+
+_EXPECTED_0003 = [("new1", "openai.chat", "refused"), ("new2", "anthropic.messages", "refused"),
+                  ("old1", "openai.chat", "ok")]
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """An empty Postgres database of its own (the session's one is already at head)."""
+    name = f"switchyard_mig_{secrets.token_hex(4)}"
+    try:
+        pg.admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.skip(f"Postgres unreachable at {pg.SERVER}: {exc}")
+    try:
+        yield pg.database_url(name)
+    finally:
+        pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_postgres_0003_gives_existing_rows_the_openai_chat_api(fresh_pg_url: str) -> None:
+    rows = asyncio.run(_upgrade_from_0002(async_url(fresh_pg_url, "unused")))
+    assert rows == _EXPECTED_0003
+
+
+def test_sqlite_0003_gives_existing_rows_the_openai_chat_api(tmp_path: Path) -> None:
+    rows = asyncio.run(_upgrade_from_0002(async_url(None, tmp_path / "old.db")))
+    assert rows == _EXPECTED_0003

@@ -18,6 +18,8 @@ import yaml
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.metrics import GatewayMetrics
+from gateway.usage import Usage, UsageEvent
 from tests.deploy.common import (
     COMPOSE,
     DASHBOARD,
@@ -259,7 +261,32 @@ def _send_wave(gateway: RunningGateway) -> int:
                           json={"model": "deepseek-v4-pro", "messages": MESSAGES})
             assert r.status_code >= 500
             sent += 1
-    return sent
+    return sent + _other_apis_and_refusals(gateway)
+
+
+# (api, model, reason) of the refusals each wave adds; model "" is a refusal before the model
+# was resolved, which the metrics count under model "none".
+REFUSALS = [("openai.chat", "deepseek-v4-flash", "rate_limit_exceeded"),
+            ("anthropic.messages", "", "invalid_api_key")]
+
+
+def _other_apis_and_refusals(gateway: RunningGateway) -> int:
+    """Refusals and a call served through another client API, handed to the gateway's own
+    metrics sink the way the request pipeline ends every call (one usage event), so every
+    panel sees series of each shape the gateway exports whichever of them the pipeline
+    produces today. Returns how many requests that adds."""
+    metrics: GatewayMetrics = gateway.server.app.state.gateway.metrics  # type: ignore[attr-defined]
+    for api, model, reason in REFUSALS:
+        metrics.record(UsageEvent(
+            request_id="refused", requested_model=model, model=model, thinking="off",
+            stream=False, status="refused", error_type=reason, api=api, latency_s=0.001))
+    metrics.record(UsageEvent(
+        request_id="anthropic", requested_model="deepseek-chat", model="deepseek-v4-flash",
+        thinking="off", stream=True, status="ok", provider="deepseek",
+        upstream_model="deepseek-v4-flash", attempts=[("deepseek", "200")],
+        usage=Usage(prompt_tokens=3, completion_tokens=4), latency_s=0.05, ttft_s=0.01,
+        overhead_s=0.0004, cost_usd=0.000001, api="anthropic.messages"))
+    return len(REFUSALS) + 1
 
 
 @pytest.fixture
@@ -299,6 +326,29 @@ def test_every_panel_query_gets_data_from_a_real_prometheus(
         '{outcome!="200"}[$__range]))'))
     assert {(s["metric"]["provider"], s["metric"]["outcome"]) for s in failed} == {
         ("ollama", "503"), ("openrouter", "500")}
+    # refusals have their own panel, by api and reason, and stay out of errors and latency
+    exprs = {title: promql(t["expr"]) for title, t in queries(board)}
+    refused = prometheus.query(exprs["Refusals by API and reason (req/s)"])
+    assert {(s["metric"]["api"], s["metric"]["reason"]) for s in refused} == {
+        (api, reason) for api, _, reason in REFUSALS}
+    errors = prometheus.query(exprs["Errors (req/s)"])
+    assert errors and {s["metric"]["status"] for s in errors} == {"error"}
+    [ratio] = prometheus.query(exprs["Error ratio (range)"])
+    assert 0 < float(ratio["value"][1]) < 1
+    for title in ("Request latency p50 / p95", "Time to first token p50 / p95"):
+        models = {s["metric"]["model"] for s in prometheus.query(exprs[title])}
+        assert "none" not in models, title
+    by_api = prometheus.query(exprs["Requests per API and status (req/s)"])
+    assert {(s["metric"]["api"], s["metric"]["status"]) for s in by_api} >= {
+        ("openai.chat", "ok"), ("openai.chat", "refused"), ("anthropic.messages", "ok"),
+        ("anthropic.messages", "refused")}
+    # the new labels do not split what the other panels sum: one series per model/provider/
+    # status whatever the api and reason
+    per_model = prometheus.query(exprs["Requests per model, provider and status (req/s)"])
+    keys = [(s["metric"]["model"], s["metric"]["provider"], s["metric"]["status"])
+            for s in per_model]
+    assert len(keys) == len(set(keys)) and ("deepseek-v4-flash", "deepseek", "ok") in keys
+    assert ("none", "none", "refused") in keys
     text = httpx.get(loaded_gateway.url + "/metrics").text
     exported = {f.name for f in text_string_to_metric_families(text)
                 if f.name.startswith("gateway_") and not f.name.endswith("_created")}

@@ -49,6 +49,8 @@ def _row(n: int, ts: datetime, key_id: str | None, team: str | None, cost: float
         "provider": "deepseek", "thinking": "off", "stream": False, "status": "ok",
         "prompt_tokens": 100, "cache_hit_tokens": 40, "cache_miss_tokens": 60,
         "completion_tokens": 20, "reasoning_tokens": 0, "cost_usd": cost, "latency_ms": 5.0,
+        # one executemany takes its columns from the first row: every row names the same ones
+        "api": "openai.chat", "error_type": None,
     }
     row.update(extra)
     return row
@@ -67,6 +69,9 @@ ROWS = [
     _row(5, at(4, 9), "k_beta", "beta", 2.0, model="deepseek-v4-pro", provider="openrouter"),
     _row(6, at(4, 9), "k_gone", "beta", 0.375),      # key row deleted: shows its id
     _row(7, at(5, 8), None, None, 0.0625),           # master key / loopback
+    _row(9, at(4, 10), "k_beta", "beta", 0.0, status="refused", provider=None,  # refused
+         error_type="rate_limit_exceeded", prompt_tokens=0, cache_hit_tokens=0,
+         cache_miss_tokens=0, completion_tokens=0, api="anthropic.messages"),
     _row(8, datetime(2026, 10, 20, tzinfo=UTC), "k_alpha", "alpha", 100.0),  # out of range
 ]
 SPEND_BY_TEAM = {"alpha": 0.875, "beta": 3.375, "(no team)": 0.0625}
@@ -150,6 +155,9 @@ def test_every_usage_panel_query_runs_against_the_migrated_schema(seeded: str) -
             assert by_key["alpha-batch"]["requests"] == 3
             assert by_key["alpha-batch"]["failed"] == 1
             assert by_key["alpha-batch"]["completion_tokens"] == 60
+            assert by_key["alpha-batch"]["refused"] == 0
+            assert (by_key["beta-chat"]["requests"], by_key["beta-chat"]["failed"],
+                    by_key["beta-chat"]["refused"]) == (3, 0, 1)
             assert all(r["spend_usd"] > 0 for r in rows)
             checked.add("top table")
     assert checked == {"team spend", "key spend", "tokens", "top table"}, titles

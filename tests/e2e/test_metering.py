@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from gateway.metering.writer import MeteringWriter
+from gateway.usage import Usage, UsageEvent
 from tests.db import pg
 from tests.db.pg import admin, query
 from tests.e2e.conftest import GatewayFactory, RunningGateway, Upstreams
@@ -254,3 +255,83 @@ def test_admin_usage_needs_the_master_key_and_groups(
         empty = http.get("/admin/usage?group_by=model&from=2020-01-01&to=2020-01-02",
                          headers=auth).json()
         assert empty["data"] == []
+
+
+def _other_api_and_refusals(writer: MeteringWriter) -> list[UsageEvent]:
+    """What the pipeline records for calls through the Anthropic Messages API and for calls it
+    refuses, handed to the gateway's own metering writer."""
+    events = [
+        UsageEvent(request_id="anthropic-ok", requested_model="deepseek-chat",
+                   model="deepseek-v4-flash", thinking="off", stream=True, status="ok",
+                   provider="deepseek", upstream_model="deepseek-v4-flash",
+                   attempts=[("deepseek", "200")], api="anthropic.messages",
+                   usage=Usage(prompt_tokens=100, cache_hit_tokens=0, cache_miss_tokens=100,
+                               completion_tokens=10), latency_s=0.2, ttft_s=0.05),
+        UsageEvent(request_id="refused-early", requested_model="", model="", thinking="off",
+                   stream=False, status="refused", error_type="invalid_api_key",
+                   api="anthropic.messages", latency_s=0.001),
+        UsageEvent(request_id="refused-budget", requested_model="deepseek-chat",
+                   model="deepseek-v4-flash", thinking="off", stream=False, status="refused",
+                   error_type="insufficient_quota", key_id="k_1", team="alpha",
+                   latency_s=0.001),
+    ]
+    for item in events:
+        writer.record(item)
+    return events
+
+
+def _check_refusal_rows(rows: dict[str, dict[str, Any]]) -> None:
+    ok, early, budget = rows["anthropic-ok"], rows["refused-early"], rows["refused-budget"]
+    assert (ok["api"], ok["status"], ok["provider"]) == ("anthropic.messages", "ok", "deepseek")
+    assert ok["cost_usd"] == pytest.approx((100 * 2 + 10 * 4) / 1e6)  # priced like any call
+    assert (early["api"], early["status"], early["error_type"]) == (
+        "anthropic.messages", "refused", "invalid_api_key")
+    assert (early["model"], early["requested_model"], early["provider"]) == ("", "", None)
+    assert (budget["api"], budget["error_type"], budget["model"], budget["key_id"]) == (
+        "openai.chat", "insufficient_quota", "deepseek-v4-flash", "k_1")
+    for row in (early, budget):
+        assert row["prompt_tokens"] == row["completion_tokens"] == 0
+        assert row["cost_usd"] == 0 and row["provider"] is None and row["attempts"] == ""
+
+
+def test_refusals_and_other_apis_reach_postgres_and_the_report(
+    make_gateway: GatewayFactory, tmp_path: Path, pg_url: str
+) -> None:
+    gateway = metered(make_gateway, tmp_path, pg_url, ["deepseek"])
+    with gateway.http() as http:
+        served = chat(http, {"model": "deepseek-chat", "messages": CONVERSATION}
+                      ).headers["x-request-id"]
+        _other_api_and_refusals(writer_of(gateway))
+        rows = rows_by_request(pg_url, 4)
+        assert rows[served]["api"] == "openai.chat"  # the OpenAI Chat route's calls
+        _check_refusal_rows(rows)
+        report = http.get("/admin/usage?group_by=api").json()["data"]
+        by_api = {r["api"]: r for r in report}
+        assert (by_api["openai.chat"]["requests"], by_api["openai.chat"]["refused"]) == (2, 1)
+        assert (by_api["anthropic.messages"]["requests"],
+                by_api["anthropic.messages"]["refused"]) == (2, 1)
+        assert all(r["errors"] == 0 for r in report)  # a refusal is not an error
+        assert by_api["anthropic.messages"]["prompt_tokens"] == 100
+        only = http.get("/admin/usage", params={"group_by": "model",
+                                                "api": "anthropic.messages"}).json()
+        assert only["api"] == "anthropic.messages"
+        assert {r["model"]: r["requests"] for r in only["data"]} == {
+            "": 1, "deepseek-v4-flash": 1}
+        assert http.get("/admin/usage", params={"api": "x" * 33}).status_code == 400
+
+
+def test_refusals_and_other_apis_reach_sqlite(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    path = tmp_path / "db" / "usage.db"
+    gateway = metered(make_gateway, tmp_path, None, ["deepseek"],
+                      extra=f", enabled: true, sqlite_path: {path}")
+    _other_api_and_refusals(writer_of(gateway))
+
+    def stored() -> dict[str, dict[str, Any]]:
+        with sqlite3.connect(path) as db:
+            db.row_factory = sqlite3.Row
+            return {r["request_id"]: dict(r) for r in db.execute("SELECT * FROM usage")}
+
+    wait_for(lambda: len(stored()) == 3)
+    _check_refusal_rows(stored())

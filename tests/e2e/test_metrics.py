@@ -14,6 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.config import BreakerConfig
+from gateway.metrics import MAX_REASONS, OTHER_REASON, GatewayMetrics
+from gateway.routing.health import HealthBoard
+from gateway.usage import Usage, UsageEvent
 from tests.e2e.conftest import GatewayFactory, Upstreams
 from tests.upstream.common import Faults
 
@@ -30,7 +34,17 @@ def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
-    return float(samples.get((name, tuple(sorted(labels.items()))), 0.0))
+    """The sum over every series of `name` that has these label values (and maybe others,
+    e.g. `api` and `reason`, which a test that does not name them does not care about)."""
+    want = set(labels.items())
+    return float(sum(v for (n, have), v in samples.items() if n == name and want <= set(have)))
+
+
+def series_of(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+              **labels: str) -> list[dict[str, str]]:
+    """The full label sets of the series of `name` that have these label values."""
+    want = set(labels.items())
+    return [dict(have) for (n, have) in samples if n == name and want <= set(have)]
 
 
 def test_requests_tokens_and_latency_are_counted(
@@ -159,3 +173,91 @@ def test_the_usage_writer_reports_its_backlog(
                  "gateway_usage_rejected_rows"):
         assert (name, ()) in m
     assert value(m, "gateway_usage_spooled_rows") == 0
+
+
+def _refused(api: str, model: str, reason: str, requested: str = "") -> UsageEvent:
+    # what the pipeline hands its sinks for a refusal: no provider; usage and timings, were a
+    # bug to set them, must not reach any histogram
+    return UsageEvent(request_id="req-refused", requested_model=requested, model=model,
+                      thinking="off", stream=False, status="refused", error_type=reason,
+                      api=api, latency_s=0.002, ttft_s=0.001, overhead_s=0.0001,
+                      usage=Usage(prompt_tokens=50, completion_tokens=5), cost_usd=1.0)
+
+
+def test_refusals_and_client_apis_are_labelled(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    """`api` on requests and overhead, `reason` on refusals only, model "none" for a refusal
+    before the model was known; a refusal is a count and nothing else."""
+    upstreams.deepseek.faults = Faults(status=400)  # an upstream's own error code: no label
+    gateway = make_gateway(["deepseek"])
+    with httpx.Client(base_url=gateway.url) as http:
+        http.post("/v1/chat/completions", json={"model": "deepseek-v4-flash",
+                                                "messages": MESSAGES})
+    upstreams.deepseek.faults = Faults()
+    gateway.openai().chat.completions.create(model="deepseek-chat", messages=MESSAGES)
+    [error, ok] = gateway.sink.events
+    assert error.status == "error" and error.error_type and ok.status == "ok"
+    metrics: GatewayMetrics = gateway.server.app.state.gateway.metrics  # type: ignore[attr-defined]
+    # the pipeline's events for what it refuses and for a call served through the Anthropic
+    # Messages API (recorded straight into the gateway's metrics sink)
+    metrics.record(_refused("anthropic.messages", "", "invalid_api_key",
+                            requested="client-typed-model-name"))
+    metrics.record(_refused("openai.chat", "deepseek-v4-flash", "rate_limit_exceeded"))
+    metrics.record(_refused("openai.chat", "deepseek-v4-flash", "rate_limit_exceeded"))
+    metrics.record(UsageEvent(
+        request_id="req-anthropic", requested_model="deepseek-chat", model="deepseek-v4-flash",
+        thinking="off", stream=True, status="ok", provider="deepseek",
+        upstream_model="deepseek-v4-flash", attempts=[("deepseek", "200")],
+        usage=Usage(prompt_tokens=7, completion_tokens=3), latency_s=0.5, ttft_s=0.1,
+        overhead_s=0.0003, cost_usd=0.25, api="anthropic.messages"))
+
+    text = httpx.get(gateway.url + "/metrics").text
+    assert ('gateway_requests_total{api="anthropic.messages",model="none",provider="none",'
+            'reason="invalid_api_key",status="refused"} 1.0') in text
+    assert ('gateway_requests_total{api="openai.chat",model="deepseek-v4-flash",'
+            'provider="none",reason="rate_limit_exceeded",status="refused"} 2.0') in text
+    assert ('gateway_requests_total{api="anthropic.messages",model="deepseek-v4-flash",'
+            'provider="deepseek",reason="",status="ok"} 1.0') in text
+    assert "client-typed-model-name" not in text
+    assert error.error_type not in text  # the upstream's code: never a label value
+    m = scrape(gateway.url)
+    served = {"model": "deepseek-v4-flash", "provider": "deepseek"}
+    assert value(m, "gateway_requests_total", api="openai.chat", status="ok", reason="",
+                 **served) == 1
+    assert series_of(m, "gateway_requests_total", status="error") == [
+        {"api": "openai.chat", "model": "deepseek-v4-flash", "provider": "none",
+         "reason": "", "status": "error"}]
+    assert value(m, "gateway_requests_total", status="refused") == 3
+    assert value(m, "gateway_requests_total") == 6
+    # a refusal never reaches latency, TTFT, overhead, tokens or cost
+    assert value(m, "gateway_request_duration_seconds_count") == 2
+    assert value(m, "gateway_time_to_first_token_seconds_count") == 2
+    assert value(m, "gateway_overhead_seconds_count") == 2
+    assert value(m, "gateway_overhead_seconds_count", api="anthropic.messages") == 1
+    assert value(m, "gateway_overhead_seconds_count", api="openai.chat") == 1
+    assert value(m, "gateway_tokens_total", type="prompt") == 3 + 7
+    assert value(m, "gateway_cost_usd_total") == pytest.approx(
+        (ok.cost_usd or 0) + 0.25)
+    for name in ("gateway_request_duration_seconds_count", "gateway_tokens_total",
+                 "gateway_time_to_first_token_seconds_count", "gateway_cost_usd_total"):
+        assert all(labels["model"] != "none" for labels in series_of(m, name)), name
+        assert all("api" not in labels for labels in series_of(m, name)), name
+
+
+def test_refusal_reasons_stay_a_bounded_label() -> None:
+    """The reason is the gateway's own code; should anything else ever be fed in, distinct
+    values past the cap count as "other" instead of growing the series without end."""
+    metrics = GatewayMetrics(HealthBoard(BreakerConfig()), [])
+    for i in range(MAX_REASONS + 10):
+        metrics.record(_refused("openai.chat", "", f"reason_{i}"))
+    metrics.record(_refused("openai.chat", "", "reason_0"))
+    metrics.record(_refused("openai.chat", "", ""))
+    text = metrics.render()[0].decode()
+    samples = {tuple(sorted(s.labels.items())): s.value
+               for f in text_string_to_metric_families(text) if f.name == "gateway_requests"
+               for s in f.samples if s.name == "gateway_requests_total"}
+    reasons = {dict(labels)["reason"]: v for labels, v in samples.items()}
+    assert len(reasons) == MAX_REASONS + 2  # the first ones, "other" and "unknown"
+    assert reasons["reason_0"] == 2 and reasons[OTHER_REASON] == 10
+    assert reasons["unknown"] == 1  # a refusal without a reason still counts

@@ -117,3 +117,84 @@ async def test_a_restart_adopts_the_spool_and_a_replay_stores_nothing_twice(
     assert await writer.flush()
     await writer.close()
     assert sorted(r[1] for r in stored(tmp_path)) == list(range(30))
+
+
+def refused(i: int, **extra: Any) -> UsageEvent:
+    """A refusal before the model was known, as the pipeline records it (plus whatever a bug
+    might leave on it: build_row stores a refusal as one whatever the event carries)."""
+    fields: dict[str, Any] = {
+        "request_id": f"req-{i}", "requested_model": "", "model": "", "thinking": "off",
+        "stream": False, "status": "refused", "error_type": "invalid_api_key",
+        "api": "anthropic.messages", **extra}
+    return UsageEvent(**fields)
+
+
+def test_a_refusal_row_has_no_provider_no_tokens_and_no_cost() -> None:
+    row = build_row(refused(1, provider="deepseek", upstream_model="deepseek-v4-flash",
+                            usage=Usage(prompt_tokens=10, completion_tokens=3,
+                                        provider_cost_usd=0.5),
+                            cost_usd=0.75, ttft_s=0.1, latency_s=0.0025), PRICES)
+    assert (row["status"], row["error_type"], row["api"]) == (
+        "refused", "invalid_api_key", "anthropic.messages")
+    assert (row["model"], row["requested_model"]) == ("", "")  # NOT NULL columns: ""
+    assert row["provider"] is None and row["upstream_model"] is None
+    assert all(row[c] == 0 for c in ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
+                                     "completion_tokens", "reasoning_tokens"))
+    assert row["cost_usd"] == 0.0 and row["provider_cost_usd"] is None
+    assert row["peak"] is False and row["estimated"] is False and row["ttft_ms"] is None
+    assert row["latency_ms"] == 2.5  # how long refusing took
+
+
+def test_rows_carry_the_api_clipped_to_its_column() -> None:
+    assert build_row(event(1), PRICES)["api"] == "openai.chat"  # the event's default
+    long = event(2)
+    long.api = "x" * 40 + "\x00"
+    assert build_row(long, PRICES)["api"] == "x" * 32
+
+
+async def test_refusals_and_other_apis_are_stored(tmp_path: Path) -> None:
+    writer, _ = make(tmp_path)
+    await writer.start()
+    served = event(1)
+    served.api = "anthropic.messages"
+    writer.record(served)
+    writer.record(refused(2))
+    writer.record(event(3))
+    assert await writer.flush()
+    await writer.close()
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        rows = db.execute("SELECT request_id, api, status, error_type, model, requested_model,"
+                          " provider, prompt_tokens, cost_usd FROM usage ORDER BY rowid"
+                          ).fetchall()
+    assert rows[0][:3] == ("req-1", "anthropic.messages", "ok") and rows[0][7] == 10
+    assert rows[1] == ("req-2", "anthropic.messages", "refused", "invalid_api_key", "", "",
+                       None, 0, 0.0)
+    assert rows[2][:3] == ("req-3", "openai.chat", "ok")
+
+
+async def test_rows_spooled_before_the_api_column_replay_as_openai_chat(
+    tmp_path: Path,
+) -> None:
+    """A gateway upgraded with rows still in its spool: those rows have no `api` (they were
+    all OpenAI Chat calls); replayed in one batch with new rows, every row is stored."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    old = []
+    for i in range(3):
+        row = build_row(event(i), PRICES)
+        del row["api"]
+        old.append(row)
+    new = build_row(event(3), PRICES)
+    new["api"] = "anthropic.messages"
+    lines = b"".join(orjson.dumps(r) + b"\n" for r in [*old, new])
+    (spool_dir / "usage-999999.jsonl").write_bytes(lines)  # a dead worker's spool
+    writer, _ = make(tmp_path)
+    await writer.start()
+    assert await writer.flush()
+    await writer.close()
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        stored_apis = db.execute("SELECT request_id, api FROM usage ORDER BY request_id"
+                                 ).fetchall()
+    assert stored_apis == [("req-0", "openai.chat"), ("req-1", "openai.chat"),
+                           ("req-2", "openai.chat"), ("req-3", "anthropic.messages")]
+    assert writer.rows_rejected == 0

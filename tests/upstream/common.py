@@ -65,6 +65,45 @@ class Faults:
         return cls(**data)
 
 
+@dataclass
+class Script:
+    """Scripted agent turns, off by default (`sim.script = Script(...)` or POST /_sim/script).
+
+    A request whose last turn is the user's (system messages aside) and that offers the tool
+    `tool` gets a call to it with `arguments` (a JSON object, or a string sent verbatim as the
+    wire's arguments); a request whose last turn is a `tool` result gets `text`. Any other
+    request is answered as usual. Streaming, usage, thinking (reasoning_content) and the
+    provider's validation are those of an ordinary answer.
+    """
+
+    tool: str
+    arguments: JSON | str = dataclasses.field(default_factory=dict)
+    text: str = "done"
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Script:
+        """Build from a control-endpoint payload, rejecting unknown or mistyped fields."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown script fields: {sorted(unknown)}")
+        script = cls(**data)
+        if not isinstance(script.tool, str) or not script.tool:
+            raise ValueError("script.tool must be a non-empty string")
+        if not isinstance(script.arguments, dict | str):
+            raise ValueError("script.arguments must be a JSON object or a string")
+        if not isinstance(script.text, str):
+            raise ValueError("script.text must be a string")
+        return script
+
+    def to_json(self) -> JSON:
+        return dataclasses.asdict(self)
+
+    def arguments_json(self) -> str:
+        args = self.arguments
+        return args if isinstance(args, str) else orjson.dumps(args).decode()
+
+
 class RequestError(Exception):
     """A request the simulated provider refuses; each provider renders it in its own error
     shape (status and message only, like the real validation failures)."""
@@ -259,7 +298,27 @@ def _shape_content(body: JSON, text: str, index: int) -> tuple[str, str]:
     return content, finish
 
 
-def plan_choices(body: JSON, thinking: bool) -> list[Choice]:
+def last_turn_role(messages: list[JSON]) -> str | None:
+    """Role of the last message that is not a system (or developer) message."""
+    for message in reversed(messages):
+        role = message.get("role")
+        if role not in ("system", "developer"):
+            return str(role)
+    return None
+
+
+def _scripted(body: JSON, messages: list[JSON], script: Script) -> tuple[str | None, str] | None:
+    """(tool, "") to call the tool or (None, text) to answer with text when the script
+    answers this request; None when it does not."""
+    role = last_turn_role(messages)
+    if role == "tool":
+        return None, script.text
+    if role == "user" and script.tool in _tool_names(body) and body.get("tool_choice") != "none":
+        return script.tool, ""
+    return None
+
+
+def plan_choices(body: JSON, thinking: bool, script: Script | None = None) -> list[Choice]:
     """The deterministic answer(s) to a chat request."""
     messages: list[JSON] = body["messages"]
     text = last_user_text(messages)
@@ -267,8 +326,17 @@ def plan_choices(body: JSON, thinking: bool) -> list[Choice]:
     tools = _wants_tools(body, messages)
     n_field = body.get("n")
     n = n_field if isinstance(n_field, int) and n_field > 0 else 1
+    scripted = _scripted(body, messages, script) if script is not None else None
     choices: list[Choice] = []
     for i in range(n):
+        if script is not None and scripted is not None:
+            tool, reply = scripted
+            if tool is not None:
+                call = ToolCall(f"call_{uuid.uuid4().hex[:24]}", tool, script.arguments_json())
+                choices.append(Choice(i, None, reasoning, [call], "tool_calls", False))
+            else:
+                choices.append(Choice(i, reply, reasoning, [], "stop", bool(body.get("logprobs"))))
+            continue
         if tools:
             args = orjson.dumps({"echo": text}).decode()
             calls = [ToolCall(f"call_{uuid.uuid4().hex[:24]}", name, args) for name in tools]
@@ -349,6 +417,7 @@ class SimulatedProvider:
         self.host = host
         self.port = port
         self.faults = Faults()
+        self.script: Script | None = None
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
         self._seen_prefixes: set[str] = set()
@@ -428,6 +497,9 @@ class SimulatedProvider:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post(SIM_PREFIX + "faults", self._control_faults)
         app.router.add_get(SIM_PREFIX + "faults", self._control_get_faults)
+        app.router.add_post(SIM_PREFIX + "script", self._control_script)
+        app.router.add_get(SIM_PREFIX + "script", self._control_get_script)
+        app.router.add_delete(SIM_PREFIX + "script", self._control_clear_script)
         app.router.add_get(SIM_PREFIX + "requests", self._control_requests)
         app.router.add_get(SIM_PREFIX + "stats", self._control_stats)
         app.router.add_post(SIM_PREFIX + "reset", self._control_reset)
@@ -453,10 +525,11 @@ class SimulatedProvider:
     # ---- state helpers (thread-safe)
 
     def reset(self) -> None:
-        """Forget requests, faults, disconnects and the prompt cache."""
+        """Forget requests, faults, the script, disconnects and the prompt cache."""
         with self._lock:
             self.requests.clear()
             self.faults = Faults()
+            self.script = None
             self.disconnects = 0
             self._seen_prefixes.clear()
             self._fail_rng.seed(FAIL_SEED)
@@ -479,7 +552,7 @@ class SimulatedProvider:
             id=id_prefix + str(uuid.uuid4()),
             created=int(time.time()),
             model=str(body.get("model")),
-            choices=plan_choices(body, thinking),
+            choices=plan_choices(body, thinking, self.script),
             prompt_tokens=prompt_words(messages),
             cached_tokens=self.cached_tokens(messages),
         )
@@ -616,6 +689,27 @@ class SimulatedProvider:
 
     async def _control_get_faults(self, request: web.Request) -> web.Response:
         return web.json_response(dataclasses.asdict(self.faults))
+
+    async def _control_script(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            if not isinstance(data, dict):
+                raise ValueError("the script is a JSON object")
+            script = Script.from_json(data)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        with self._lock:
+            self.script = script
+        return web.json_response(script.to_json())
+
+    async def _control_get_script(self, request: web.Request) -> web.Response:
+        script = self.script
+        return web.json_response(script.to_json() if script is not None else None)
+
+    async def _control_clear_script(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self.script = None
+        return web.json_response(None)
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         with self._lock:

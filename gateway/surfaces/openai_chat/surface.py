@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from gateway.core.answer import Answer
 from gateway.core.call import Call
 from gateway.errors import GatewayError
@@ -19,6 +21,7 @@ class OpenAIChat:
 
     def __init__(self, catalogue: ModelCatalogue) -> None:
         self._catalogue = catalogue
+        self.local_paths: Mapping[str, Callable[[bytes], bytes]] = {}
 
     def parse(self, raw: bytes) -> Call:
         return parse_chat_request(raw, self._catalogue)
