@@ -484,3 +484,39 @@ def test_no_key_reaches_logs_metrics_errors_or_usage_rows(
                             ("responses", "\n".join(bodies))):
             assert secret not in text, f"{what} found in {where}"
             assert secret[-12:] not in text, f"the tail of the {what} found in {where}"
+
+
+def test_refusals_of_a_known_caller_are_usage_rows_and_every_refusal_a_metric(
+    make_gateway: GatewayFactory, tmp_path: Path, db: str
+) -> None:
+    """Real requests, refused by the gateway: a row where the caller is known (400, 404, 429),
+    and a `refused` series with its reason for every one, unknown callers (401) included."""
+    gateway = keyed(make_gateway, tmp_path, db)
+    key = new_key(gateway, rpm=1, models=["deepseek-chat"])
+    fresh_minute()
+    assert chat(gateway, key["key"]).status_code == 200
+    assert chat(gateway, key["key"]).status_code == 429
+    assert chat(gateway, key["key"], model="deepseek-v4-pro").status_code == 404
+    assert chat(gateway, key["key"], temperature="hot").status_code == 400
+    assert chat(gateway, "sk-not-a-key").status_code == 401
+
+    rows: list[dict[str, Any]] = []
+
+    def stored() -> bool:
+        nonlocal rows
+        rows = query(db, "SELECT * FROM usage WHERE key_id = $1 ORDER BY ts", key["id"])
+        return len(rows) >= 4
+
+    wait_for(stored)
+    assert [(r["status"], r["error_type"]) for r in rows] == [
+        ("ok", None), ("refused", "rate_limit_exceeded"), ("refused", "model_not_found"),
+        ("refused", "invalid_request_error")]
+    assert all(r["api"] == "openai.chat" and r["provider"] is None for r in rows[1:])
+    assert rows[2]["model"] == "deepseek-v4-pro"  # resolved before the allow-list refused it
+    assert rows[3]["model"] == ""  # refused while parsing: no model known
+    metrics = httpx.get(gateway.url + "/metrics", timeout=20).text
+    for reason in ("rate_limit_exceeded", "model_not_found", "invalid_request_error",
+                   "invalid_api_key"):
+        assert any('status="refused"' in line and f'reason="{reason}"' in line
+                   and 'api="openai.chat"' in line for line in metrics.splitlines()
+                   if line.startswith("gateway_requests_total")), reason
