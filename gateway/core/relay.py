@@ -38,7 +38,7 @@ class Relay:
     async def whole(self) -> bytes:
         """A stream the upstream had already finished: every event at once."""
         body = self.render_held() + self._renderer.finish(self._opened.decoder.usage)
-        self.end("ok")
+        self._end_complete()
         await self._opened.drain()
         self._opened.close()
         return body
@@ -52,6 +52,15 @@ class Relay:
         self._served.settle(error)
         self._record.stream_ended(status, decoder.usage or estimate_usage(decoder.relayed_chars),
                                   decoder.first_token_at, error)
+
+    def _end_complete(self) -> None:
+        """The stream came to its end; one the provider cut short is still its failure (the
+        surface renders that finish reason in its own way)."""
+        decoder = self._opened.decoder
+        if decoder.cut_short is not None:
+            self.end("interrupted", self._opened.target.provider.cut_short(decoder.cut_short))
+        else:
+            self.end("ok")
 
     def abandon(self) -> None:
         """The response ended without the relay running to its end (e.g. a hang-up before the
@@ -104,7 +113,7 @@ class Relay:
                 self.end("interrupted", failure)
                 yield pending + renderer.error(failure)
                 return
-            self.end("ok")
+            self._end_complete()
             yield pending + renderer.finish(decoder.usage)
             await opened.drain()
         except (asyncio.CancelledError, GeneratorExit):

@@ -42,6 +42,9 @@ class Provider:
     # Parameters a surface may set that this provider has no equivalent for and that are
     # dropped rather than sent (see `Call.params`); OpenAI-format fields are never dropped.
     unsupported_params: ClassVar[frozenset[str]] = frozenset({"top_k"})
+    # Finish reasons that mean the provider cut the answer short (its failure, not the
+    # model's choice): the stream is relayed as sent but metered as interrupted.
+    cut_short_reasons: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: ProviderConfig, memory: ReasoningMemory) -> None:
         self.name = name
@@ -232,6 +235,12 @@ class Provider:
             provider=self.name,
             upstream_status=status if isinstance(status, int) and status >= 400 else None,
             code="upstream_stream_error",
+        )
+
+    def cut_short(self, finish_reason: str) -> UpstreamError:
+        return UpstreamError(
+            f"{self.name} cut the answer short (finish_reason {finish_reason})",
+            provider=self.name, upstream_status=503, code="upstream_cut_short",
         )
 
     def invalid_answer(self, why: str) -> UpstreamError:

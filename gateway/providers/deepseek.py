@@ -18,6 +18,7 @@ class DeepSeek(Provider):
     chat_path: ClassVar[str] = "/chat/completions"
     reasoning_field: ClassVar[str] = "reasoning_content"
     requires_reasoning_on_tool_turns: ClassVar[bool] = True
+    cut_short_reasons: ClassVar[frozenset[str]] = frozenset({"insufficient_system_resource"})
 
     def encode_thinking(self, payload: dict[str, Any], thinking: Thinking) -> None:
         payload["thinking"] = {"type": "enabled" if thinking.enabled else "disabled"}

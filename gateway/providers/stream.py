@@ -66,6 +66,7 @@ class StreamDecoder:
         self.usage: Usage | None = None
         self.done = False
         self.finished = False
+        self.cut_short: str | None = None  # the finish reason, if the provider cut it short
         self.first_token_at: float | None = None
         self.relayed_chars = 0
         field = provider.reasoning_field
@@ -143,6 +144,8 @@ class StreamDecoder:
         finish_reason = choice.get("finish_reason")
         if finish_reason:
             self.finished = True
+            if finish_reason in self.provider.cut_short_reasons:
+                self.cut_short = finish_reason
         out = Delta(index, finish_reason=finish_reason if isinstance(finish_reason, str) else None)
         delta = choice.get("delta")
         if isinstance(delta, dict):

@@ -24,6 +24,8 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
+from tests.upstream import template
+
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -418,6 +420,7 @@ class SimulatedProvider:
         self.port = port
         self.faults = Faults()
         self.script: Script | None = None
+        self.tokenizer = False  # True: prompt tokens as DeepSeek counts them (template.py)
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
         self._seen_prefixes: set[str] = set()
@@ -530,6 +533,7 @@ class SimulatedProvider:
             self.requests.clear()
             self.faults = Faults()
             self.script = None
+            self.tokenizer = False
             self.disconnects = 0
             self._seen_prefixes.clear()
             self._fail_rng.seed(FAIL_SEED)
@@ -553,7 +557,8 @@ class SimulatedProvider:
             created=int(time.time()),
             model=str(body.get("model")),
             choices=plan_choices(body, thinking, self.script),
-            prompt_tokens=prompt_words(messages),
+            prompt_tokens=(template.prompt_tokens(body, thinking) if self.tokenizer
+                           else prompt_words(messages)),
             cached_tokens=self.cached_tokens(messages),
         )
 
