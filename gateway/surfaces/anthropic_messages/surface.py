@@ -40,7 +40,9 @@ class AnthropicMessages:
         models: ClaudeModels,
         signer: ThinkingSigner,
         counter: TokenCounter,
+        ping_interval: float = 10.0,
     ) -> None:
+        self.ping_interval = ping_interval
         self._catalogue = catalogue
         self._models = models
         self._signer = signer
@@ -66,7 +68,8 @@ class AnthropicMessages:
             master.get_secret_value() if master else None,
         )
         exact = config.anthropic.exact_token_counts
-        return cls(catalogue, models, signer, counter or default_counter(exact))
+        return cls(catalogue, models, signer, counter or default_counter(exact),
+                   config.anthropic.ping_interval)
 
     def parse(self, raw: bytes) -> Call:
         return parse_messages(raw, self._catalogue, self._models, self._signer,
@@ -76,7 +79,7 @@ class AnthropicMessages:
         return render_message(call, answer, self._signer)
 
     def stream_renderer(self, call: Call) -> MessagesStream:
-        return MessagesStream(call, self._signer)
+        return MessagesStream(call, self._signer, self.ping_interval)
 
     def render_error(self, error: GatewayError) -> tuple[int, dict[str, str], bytes]:
         return errors.render_error(error)
