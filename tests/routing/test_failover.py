@@ -256,3 +256,32 @@ async def test_every_target_cooling_down_fails_fast_with_a_retry_after(tmp_path:
     assert script.calls == []
     assert failed.value.error.status == 503
     assert failed.value.error.retry_after == pytest.approx(20)  # when to come back
+
+
+async def test_a_stream_is_settled_once_when_it_ends(tmp_path: Path) -> None:
+    """A streamed attempt that returned (its first token came) is not yet a success: a stream
+    that breaks later counts as one failure, a complete one as one success."""
+    rig = Rig(tmp_path)
+    key = rig.key("deepseek")
+    broken = await rig.failover.run(MODEL, None, Script(rig.clock, {}), streamed=True)
+    assert rig.board.drain_deltas().get(key) is None  # nothing recorded at the first token
+    error = UpstreamError("deepseek cut the answer short", provider="deepseek",
+                          upstream_status=None)
+    broken.settle(error)
+    broken.settle(None)  # a second settlement (e.g. the relay's finally) changes nothing
+    delta = rig.board.drain_deltas()[key]
+    assert (delta.ok, delta.failed) == (0, 1)
+    complete = await rig.failover.run(MODEL, None, Script(rig.clock, {}), streamed=True)
+    complete.settle(None)
+    delta = rig.board.drain_deltas()[key]
+    assert (delta.ok, delta.failed) == (1, 0)
+
+
+async def test_latency_is_kept_apart_for_streams_and_whole_answers(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    key = rig.key("deepseek")
+    await rig.failover.run(MODEL, None, Script(rig.clock, {}, duration=0.2), streamed=True)
+    await rig.failover.run(MODEL, None, Script(rig.clock, {}, duration=3.0))
+    latency = rig.failover.latency
+    assert latency.streamed.get(key) == pytest.approx(0.2)  # time to the first token
+    assert latency.whole.get(key) == pytest.approx(3.0)  # time to the whole answer
