@@ -19,6 +19,7 @@ from gateway.core.call import Call
 from gateway.errors import UpstreamError
 from gateway.providers.stream import StreamDecoder, sse_batches
 from gateway.routing.policy import Target
+from gateway.thinking import Thinking
 from gateway.upstream import UpstreamClient
 
 # Once a stream is complete, wait this long for the upstream to end its body so the pooled
@@ -69,15 +70,26 @@ class Attempter:
     def __init__(self, client: UpstreamClient) -> None:
         self._client = client
 
+    async def _send(self, target: Target, call: Call, thinking: Thinking,
+                    stream: bool) -> aiohttp.ClientResponse:
+        """POST the call in the target's dialect; an error status is raised as the provider's
+        error (the response is then released)."""
+        provider = target.provider
+        payload = provider.build_payload(call, target.upstream_model, thinking, stream)
+        response = await self._client.send(provider, payload)
+        if response.status >= 300:
+            try:
+                raw = await self._client.read_error(provider, response)
+            finally:
+                response.release()
+            raise provider.error_from_response(response.status, raw, response.headers)
+        return response
+
     async def complete(self, target: Target, call: Call) -> Answer:
         provider = target.provider
         thinking = target.thinking_for(call.thinking)
-        payload = provider.build_payload(call, target.upstream_model, thinking, False)
-        response = await self._client.send(provider, payload)
+        response = await self._send(target, call, thinking, False)
         try:
-            if response.status >= 300:
-                raw = await self._client.read_error(provider, response)
-                raise provider.error_from_response(response.status, raw, response.headers)
             raw = await self._client.read(provider, response)
         finally:
             response.release()
@@ -91,12 +103,8 @@ class Attempter:
         """Connect and read up to the first token, so failure before it can fail over."""
         provider = target.provider
         thinking = target.thinking_for(call.thinking)
-        payload = provider.build_payload(call, target.upstream_model, thinking, True)
-        response = await self._client.send(provider, payload)
+        response = await self._send(target, call, thinking, True)
         try:
-            if response.status >= 300:
-                raw = await self._client.read_error(provider, response)
-                raise provider.error_from_response(response.status, raw, response.headers)
             decoder = StreamDecoder(provider, call.model.canonical, thinking)
             batches = sse_batches(self._client.chunks(provider, response))
             held: list[Chunk] = []

@@ -79,30 +79,22 @@ class Relay:
             if not decoder.done:
                 yield pending
                 pending = b""
-                batches = opened.batches
                 interval = renderer.keepalive_interval
+                source: AsyncIterator[list[bytes] | None] = (
+                    opened.batches if interval is None
+                    else _with_keepalive(opened.batches, interval))
                 try:
-                    if interval is None:
-                        async for batch in batches:
-                            chunks, failure = decoder.feed_batch(batch)
-                            out = b"".join([render(chunk) for chunk in chunks])
-                            if failure is not None or decoder.done:
-                                pending = out
-                                break
-                            if out:
-                                yield out
-                    else:
-                        async for paced in _with_keepalive(batches, interval):
-                            if paced is None:
-                                yield renderer.keepalive()
-                                continue
-                            chunks, failure = decoder.feed_batch(paced)
-                            out = b"".join([render(chunk) for chunk in chunks])
-                            if failure is not None or decoder.done:
-                                pending = out
-                                break
-                            if out:
-                                yield out
+                    async for batch in source:
+                        if batch is None:
+                            yield renderer.keepalive()
+                            continue
+                        chunks, failure = decoder.feed_batch(batch)
+                        out = b"".join([render(chunk) for chunk in chunks])
+                        if failure is not None or decoder.done:
+                            pending = out
+                            break
+                        if out:
+                            yield out
                 except UpstreamError as err:
                     failure = err
                 if failure is None and not (decoder.done or decoder.finished):

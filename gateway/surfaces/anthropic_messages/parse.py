@@ -63,6 +63,7 @@ from gateway.surfaces.anthropic_messages.tokens import (
     TokenCounter,
     estimate_input_tokens,
 )
+from gateway.surfaces.body import json_object
 from gateway.thinking import Thinking
 
 API = "anthropic.messages"
@@ -98,7 +99,7 @@ def parse_messages(
     `count_only` parses the body of `count_tokens` (no `max_tokens`). `counter` prices the
     input-token estimate (default: the dependency-free heuristic).
     """
-    body = _load(raw)
+    body = json_object(raw)
     model_name = body.get("model")
     if not isinstance(model_name, str) or not model_name:
         raise InvalidRequest("model: a model name (string) is required", param="model")
@@ -147,16 +148,6 @@ def parse_messages(
 
 
 # ---- body and scalars --------------------------------------------------------------------
-
-
-def _load(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

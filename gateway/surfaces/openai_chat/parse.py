@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from gateway.core.call import Call
 from gateway.errors import InvalidRequest
 from gateway.models import ModelCatalogue
+from gateway.surfaces.body import json_object
 from gateway.thinking import extract_thinking
 
 API = "openai.chat"
@@ -57,12 +56,7 @@ class ChatOptions:
 
 
 def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> Call:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+    body = json_object(raw)
 
     model_name = body.get("model")
     if model_name is None:
