@@ -15,6 +15,11 @@ bench/RESULTS-failover.md.
 metering off and with metering on into a fresh Postgres database, runs interleaved; it writes
 bench/RESULTS-metering-overhead.md.
 
+`python bench/run.py --scenario compare --before DIR [--after DIR]` measures a regression: the
+gateway imported from DIR (a git worktree of an older commit) against the working tree's, both
+metering into Postgres, runs interleaved with the raw forwarder's; it writes
+bench/RESULTS-compare.md.
+
 Every gateway started here is explicit about metering (a config file says `enabled: true` or
 `false`; DATABASE_URL comes from the harness, never the caller) and runs in the run's temporary
 directory, so nothing (SQLite file, spool) lands in the repository. The overhead and metering
@@ -27,7 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -58,16 +65,20 @@ REPO_DIR = BENCH_DIR.parent
 TARGETS = ("direct", "raw", "raw-json", "gateway")
 MODES = ("non-stream", "stream")
 Mode = Literal["non-stream", "stream"]
-SCENARIOS = ("overhead", "failover", "metering")
-Scenario = Literal["overhead", "failover", "metering"]
+SCENARIOS = ("overhead", "failover", "metering", "compare")
+Scenario = Literal["overhead", "failover", "metering", "compare"]
 DEFAULT_OUTPUT = {
     "overhead": "RESULTS.md",
     "failover": "RESULTS-failover.md",
     "metering": "RESULTS-metering-overhead.md",
+    "compare": "RESULTS-compare.md",
 }
+DEFAULT_REPEATS = {"overhead": 3, "failover": 3, "metering": 3, "compare": 5}
 THROUGHPUT_TARGET = 0.6  # gateway rps / raw-forwarder rps at 32 connections, at least
 LATENCY_TARGET_MS = 0.5  # gateway p50 - raw-forwarder p50 at 1 connection, at most
 METERING_TARGET = 0.9  # metering-on rps / metering-off rps at 32 connections, at least
+# after's (gateway / raw rps) over before's, at 32 connections, at least: "must not regress"
+REGRESSION_BAR = 0.95
 METER_OFF, METER_ON = "metering off", "metering on"
 METERING_VARIANTS = (METER_OFF, METER_ON)
 DRAIN_TIMEOUT = 10.0  # seconds to wait for the usage writer to commit what it has queued
@@ -636,6 +647,8 @@ class Options:
     output: Path
     scenario: Scenario
     database: str
+    before: Path | None = None  # compare: the checkout whose gateway/ is "before"
+    after: Path = REPO_DIR  # compare: the checkout whose gateway/ is "after"
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -646,11 +659,14 @@ def parse_args(argv: Sequence[str]) -> Options:
         default="overhead",
         help="overhead (default: direct/raw/gateway, writes RESULTS.md), failover (a primary "
         "failing ~50%% against a healthy one, writes RESULTS-failover.md) or metering "
-        "(metering off vs on into Postgres, writes RESULTS-metering-overhead.md)",
+        "(metering off vs on into Postgres, writes RESULTS-metering-overhead.md) or compare "
+        "(the gateway of --before against --after's, writes RESULTS-compare.md)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per cell; median reported")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per cell; median reported (default 3, compare 5)"
+    )
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, 1 repeat")
     parser.add_argument("--targets", help="subset of direct,raw,gateway (overhead only)")
     parser.add_argument("--modes", help="subset of non-stream,stream (overhead only)")
@@ -668,18 +684,37 @@ def parse_args(argv: Sequence[str]) -> Options:
         "switchyard_bench_<random> is created and dropped); default $BENCH_DATABASE_URL or "
         "%(default)s",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="compare only: a checkout (e.g. a git worktree of the baseline commit) whose "
+        "gateway/ package the 'before' gateway imports",
+    )
+    parser.add_argument(
+        "--after",
+        type=Path,
+        help="compare only: the checkout for 'after' (default: this repository's working tree)",
+    )
     ns = parser.parse_args(argv)
     scenario: Scenario = ns.scenario
     if scenario == "failover" and (ns.targets or ns.modes):
         parser.error("--targets and --modes apply to the overhead scenario only")
-    if scenario == "metering" and ns.targets:
+    if scenario in ("metering", "compare") and ns.targets:
         parser.error("--targets applies to the overhead scenario only")
+    if scenario != "compare" and (ns.before or ns.after):
+        parser.error("--before and --after apply to the compare scenario only")
+    if scenario == "compare" and not ns.before:
+        parser.error("--scenario compare needs --before DIR (a checkout of the baseline)")
+    checkouts = [d.resolve() for d in (ns.before, ns.after) if d]
+    if bad := [str(d) for d in checkouts if not (d / "gateway" / "__main__.py").is_file()]:
+        parser.error(f"no gateway/__main__.py in {', '.join(bad)}")
     targets = tuple(t for t in (ns.targets or ",".join(TARGETS)).split(",") if t)
     modes = tuple(m for m in (ns.modes or ",".join(MODES)).split(",") if m)
     default_output = DEFAULT_OUTPUT[scenario]
     if bad := [t for t in targets if t not in TARGETS] + [m for m in modes if m not in MODES]:
         parser.error(f"unknown target/mode: {', '.join(bad)}")
-    duration, warmup, repeats = ns.duration, ns.warmup, ns.repeats
+    duration, warmup = ns.duration, ns.warmup
+    repeats = DEFAULT_REPEATS[scenario] if ns.repeats is None else ns.repeats
     if ns.quick:
         duration, warmup, repeats = 3.0, 1.0, 1
     return Options(
@@ -693,6 +728,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         output=ns.output or BENCH_DIR / default_output,
         scenario=scenario,
         database=ns.database_url,
+        before=ns.before.resolve() if ns.before else None,
+        after=ns.after.resolve() if ns.after else REPO_DIR,
     )
 
 
@@ -1240,11 +1277,28 @@ def chat_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+def round_order(items: list[Any], i: int) -> list[Any]:
+    """Round i's order: rotated by i // 2, reversed in odd rounds. For three variants the
+    first six rounds are the six orders (ABC CBA BCA ACB CAB BAC), so each variant runs first,
+    in the middle and last equally often, and after each other one equally often."""
+    if not items:
+        return []
+    shift = (i // 2) % len(items)
+    rotated = items[shift:] + items[:shift]
+    return rotated[::-1] if i % 2 else rotated
+
+
 def measure_interleaved(
-    opts: Options, pinning: Pinning, cells: dict[str, tuple[Row, str]], width: int
+    opts: Options,
+    pinning: Pinning,
+    cells: dict[str, tuple[Row, str]],
+    width: int,
+    rotate: bool = False,
 ) -> None:
     """Check and warm up every variant (same mode and connections), then run 1 of each variant,
     run 2 of each, ...: a box whose speed drifts over minutes shifts every variant alike.
+    With rotate, the order changes every round (see round_order), so no variant always runs
+    first, or right after the same other one (and its metering writer's last flush).
     A failure is kept on its row; the other variants go on."""
 
     def label(row: Row) -> str:
@@ -1261,8 +1315,9 @@ def measure_interleaved(
                 run_wrk(pinning, url, row.mode, row.connections, opts.warmup)
         except BenchError as exc:
             fail(row, exc)
+    order = list(cells.values())
     for i in range(opts.repeats):
-        for row, url in cells.values():
+        for row, url in round_order(order, i) if rotate else order:
             if row.failure:
                 continue
             try:
@@ -1788,6 +1843,467 @@ def metering_main(
     return 1 if bad else 0
 
 
+# ---------------------------------------------------------------------------- compare scenario
+
+
+RAW, BEFORE, AFTER = "raw", "gateway-before", "gateway-after"
+COMPARE_TARGETS = (RAW, BEFORE, AFTER)
+GATEWAY_SIDES = (BEFORE, AFTER)
+
+
+def compare_checkouts(opts: Options) -> dict[str, Path]:
+    """Where each side's gateway/ package comes from."""
+    if opts.before is None:
+        raise BenchError("--scenario compare needs --before DIR")
+    return {BEFORE: opts.before, AFTER: opts.after}
+
+
+def source_digest(checkout: Path) -> str:
+    """A short hash of every file under checkout/gateway (bytecode caches aside): which code a
+    gateway started from this checkout ran, uncommitted edits included."""
+    digest = hashlib.sha256()
+    root = checkout / "gateway"
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        with contextlib.suppress(OSError):  # a file someone is editing may vanish meanwhile
+            content = path.read_bytes()
+            digest.update(f"{path.relative_to(root)}\0".encode() + content + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def checkout_commit(checkout: Path) -> str:
+    git = ["git", "-C", str(checkout)]
+    commit = command_line([*git, "rev-parse", "--short", "HEAD"]) or "not a git checkout"
+    if command_line([*git, "status", "--porcelain", "--", "gateway"]):
+        commit += " + uncommitted changes in gateway/"
+    return commit
+
+
+def checkout_env(checkout: Path, upstream_base: str, db: ScratchDatabase) -> dict[str, str]:
+    """The main scenario's gateway environment, metering into db, importing gateway/ from
+    checkout: PYTHONPATH comes before the venv's editable install of this repository."""
+    env = server_env("gateway", upstream_base)
+    env["PYTHONPATH"] = str(checkout)
+    env["DATABASE_URL"] = db.url
+    return env
+
+
+def verify_import(checkout: Path, env: dict[str, str], cwd: Path) -> None:
+    """Ask the same interpreter, environment and directory where `import gateway` resolves: a
+    gateway silently importing the other checkout would compare a gateway with itself."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import gateway; print(gateway.__file__)"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = probe.stdout.strip()
+    want = (checkout / "gateway" / "__init__.py").resolve()
+    if probe.returncode != 0 or not found or Path(found).resolve() != want:
+        got = found or probe.stderr.strip()[-500:]
+        raise BenchError(f"with PYTHONPATH={checkout}, `import gateway` gave {got!r}, not {want}")
+
+
+def ready_or_stop(sup: Supervisor, child: Child, port: int, health_path: str | None) -> None:
+    """wait_ready, but a child that never got ready is stopped rather than left running."""
+    try:
+        wait_ready(child, port, health_path)
+    except BenchError:
+        sup.stop(child)
+        raise
+
+
+def start_raw(
+    pinning: Pinning, sup: Supervisor, mode: Mode, upstream_base: str
+) -> tuple[Child, int]:
+    port = free_port()
+    argv = python_server_argv(pinning, port, "raw")
+    child = sup.start(f"raw-{mode}", argv, server_env("raw", upstream_base))
+    ready_or_stop(sup, child, port, None)
+    return child, port
+
+
+def start_checkout_gateway(
+    pinning: Pinning,
+    sup: Supervisor,
+    name: str,
+    checkout: Path,
+    upstream_base: str,
+    db: ScratchDatabase,
+) -> tuple[Child, int]:
+    """`python -m gateway serve` importing checkout's gateway/, metering on into db, with its
+    own directory (cwd, config file, spool) under the run directory; its port once ready."""
+    home = sup.run_dir / name
+    home.mkdir()
+    config_path = home / "gateway.yaml"
+    config_path.write_text(config_yaml({"metering": metering_config(home, True)}))
+    env = checkout_env(checkout, upstream_base, db)
+    verify_import(checkout, env, home)
+    port = free_port()
+    argv = [
+        *pinning.server,
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(config_path),
+    ]
+    child = sup.start(name, argv, env, cwd=home)
+    ready_or_stop(sup, child, port, "/healthz")
+    return child, port
+
+
+@dataclass
+class CompareMode:
+    """One mode's measurements: rows per target and connections, rows checks per side."""
+
+    mode: Mode
+    rows: list[Row] = field(default_factory=list)
+    checks: dict[str, RowCheck] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # gateway/ hash as each side started
+
+
+def start_compare_targets(
+    opts: Options,
+    pinning: Pinning,
+    sup: Supervisor,
+    mode: Mode,
+    upstream_base: str,
+    dbs: dict[str, ScratchDatabase],
+    result: CompareMode,
+    started: list[Child],
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Start raw and both gateways for this mode (appended to started): the ports of those that
+    came up, and why the others did not."""
+    checkouts = compare_checkouts(opts)
+    ports: dict[str, int] = {}
+    failures: dict[str, str] = {}
+    for target in COMPARE_TARGETS:
+        try:
+            if target == RAW:
+                child, port = start_raw(pinning, sup, mode, upstream_base)
+            else:
+                result.digests[target] = source_digest(checkouts[target])
+                name, checkout = f"{target}-{mode}", checkouts[target]
+                child, port = start_checkout_gateway(
+                    pinning, sup, name, checkout, upstream_base, dbs[target]
+                )
+            started.append(child)
+            ports[target] = port
+        except BenchError as exc:
+            failures[target] = str(exc)
+            print(f"!! {target} ({mode}) did not start: {exc}", file=sys.stderr, flush=True)
+    return ports, failures
+
+
+def run_compare_mode(
+    opts: Options,
+    pinning: Pinning,
+    sup: Supervisor,
+    mode: Mode,
+    upstream_port: int,
+    dbs: dict[str, ScratchDatabase],
+) -> CompareMode:
+    """raw, gateway-before and gateway-after side by side against this mode's upstream; per
+    connection count their runs interleaved in rotating order. Then each side's rows check."""
+    upstream_base = f"http://127.0.0.1:{upstream_port}"
+    result = CompareMode(mode)
+    cells = {(t, c): Row(t, mode, c) for t in COMPARE_TARGETS for c in opts.connections}
+    baselines = {side: dbs[side].count() or 0 for side in GATEWAY_SIDES}
+    started: list[Child] = []
+    try:
+        ports, failures = start_compare_targets(
+            opts, pinning, sup, mode, upstream_base, dbs, result, started
+        )
+        for c in opts.connections:
+            print(f"== {mode}, {c} connection{'s' if c != 1 else ''}", flush=True)
+            live: dict[str, tuple[Row, str]] = {}
+            for target in COMPARE_TARGETS:
+                row = cells[(target, c)]
+                if target in failures:
+                    row.failure = f"did not start: {failures[target]}"
+                else:
+                    live[target] = (row, chat_url(ports[target]))
+            measure_interleaved(opts, pinning, live, width=len(BEFORE), rotate=True)
+        for side in GATEWAY_SIDES:
+            if side in ports:
+                label = f"{side}, {mode}"
+                result.checks[side] = drain_rows(dbs[side], ports[side], baselines[side], label)
+    finally:
+        for child in started:
+            sup.stop(child)
+    for side, check in result.checks.items():
+        count = dbs[side].count()
+        check.rows_after_stop = None if count is None else count - baselines[side]
+    result.rows = [cells[(t, c)] for t in COMPARE_TARGETS for c in opts.connections]
+    return result
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One mode and connection count: each side's gateway/raw ratio and their quotient."""
+
+    mode: str
+    connections: int
+    raw: Row
+    before: Row
+    after: Row
+
+    @property
+    def before_ratio(self) -> float:
+        return self.before.rps / self.raw.rps
+
+    @property
+    def after_ratio(self) -> float:
+        return self.after.rps / self.raw.rps
+
+    @property
+    def quotient(self) -> float:
+        """after-ratio / before-ratio: the issue's bar (raw cancels: it is after / before)."""
+        return self.after_ratio / self.before_ratio
+
+    def per_round(self) -> list[float]:
+        """after / before requests/s within each round (they ran seconds apart)."""
+        if len(self.after.runs) != len(self.before.runs):
+            return []
+        return [a.rps / b.rps for a, b in zip(self.after.runs, self.before.runs, strict=True)]
+
+    def interval(self) -> tuple[float, float] | None:
+        """The per-round ratios' geometric mean +- 2 standard errors (in log space): roughly
+        where after / before lies given this run's noise. None under 3 rounds."""
+        rounds = self.per_round()
+        if len(rounds) < 3:
+            return None
+        logs = [math.log(r) for r in rounds]
+        mean, err = statistics.fmean(logs), 2 * statistics.stdev(logs) / math.sqrt(len(logs))
+        return math.exp(mean - err), math.exp(mean + err)
+
+    @property
+    def passed(self) -> bool:
+        return self.quotient >= REGRESSION_BAR
+
+    def conclusive(self) -> str:
+        """Whether the noise this run saw allows a verdict: the interval must clear the bar."""
+        span = self.interval()
+        if span is None:
+            return "no interval (under 3 rounds)"
+        low, high = span
+        where = f"per-round interval {low:.3f}-{high:.3f}"
+        if low <= REGRESSION_BAR <= high:
+            return f"{where} contains {REGRESSION_BAR}: within this run's noise, not conclusive"
+        return f"{where} clear of {REGRESSION_BAR}: conclusive"
+
+
+def comparison(rows: list[Row], mode: str, c: int) -> Comparison | None:
+    raw, before, after = (find_row(rows, t, mode, c) for t in COMPARE_TARGETS)
+    if raw is None or before is None or after is None:
+        return None
+    return Comparison(mode, c, raw, before, after)
+
+
+def comparison_table(rows: list[Row], opts: Options) -> list[str]:
+    lines = [
+        "| mode | connections | before / raw | after / raw | after-ratio / before-ratio "
+        "| per round after / before: median (min-max) | per round: mean +- 2 SE "
+        "| p50 after / before | p99 after / before |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in opts.modes:
+        for c in opts.connections:
+            cmp = comparison(rows, mode, c)
+            if cmp is None:
+                lines.append(f"| {mode} | {c} | not measured | | | | | | |")
+                continue
+            rounds = cmp.per_round()
+            spread = (
+                f"{statistics.median(rounds):.3f} ({min(rounds):.3f}-{max(rounds):.3f})"
+                if rounds
+                else "-"
+            )
+            span = cmp.interval()
+            interval = f"{span[0]:.3f}-{span[1]:.3f}" if span else "-"
+            lines.append(
+                f"| {mode} | {c} | {cmp.before_ratio:.3f} | {cmp.after_ratio:.3f} "
+                f"| **{cmp.quotient:.3f}** | {spread} | {interval} "
+                f"| {cmp.after.p50 / cmp.before.p50:.3f} | {cmp.after.p99 / cmp.before.p99:.3f} |"
+            )
+    return lines
+
+
+def compare_verdicts(rows: list[Row], opts: Options) -> list[str]:
+    """The issue's bar per mode: after's gateway/raw ratio >= 0.95 x before's at 32."""
+    lines = []
+    for mode in opts.modes:
+        cmp = comparison(rows, mode, 32)
+        if cmp is None:
+            lines.append(f"- {mode}, 32 connections: not measured")
+            continue
+        verdict = "PASS" if cmp.passed else "FAIL"
+        lines.append(
+            f"- {mode}, 32 connections: gateway / raw before = {cmp.before.rps:.0f} / "
+            f"{cmp.raw.rps:.0f} = {cmp.before_ratio:.3f}, after = {cmp.after.rps:.0f} / "
+            f"{cmp.raw.rps:.0f} = {cmp.after_ratio:.3f}; after / before = "
+            f"**{cmp.quotient:.3f}** (bar >= {REGRESSION_BAR}): **{verdict}**; "
+            f"{cmp.conclusive()}"
+        )
+    if opts.before == opts.after:
+        lines.append(
+            "- before and after are the same checkout: both sides ran identical code, so every "
+            "ratio's distance from 1.000 is this box's noise, not a change"
+        )
+    return lines
+
+
+def checkout_lines(
+    opts: Options, modes: list[CompareMode], commits: dict[str, str], dbs: dict[str, str]
+) -> list[str]:
+    lines = []
+    for side, path in compare_checkouts(opts).items():
+        digests = ", ".join(
+            f"{m.mode} `{m.digests[side]}`" for m in modes if side in m.digests
+        )
+        lines.append(
+            f"- **{side}**: `PYTHONPATH={path} python -m gateway serve --config FILE`; commit "
+            f"{commits[side]}; `import gateway` checked to resolve to "
+            f"`{path / 'gateway' / '__init__.py'}` before each start; hash of its gateway/ "
+            f"files as its gateway started: {digests or 'never started'}; meters into its own "
+            f"fresh database `{dbs[side]}`"
+        )
+    return lines
+
+
+def compare_report(
+    opts: Options,
+    modes: list[CompareMode],
+    header: list[str],
+    commits: dict[str, str],
+    dbs: dict[str, ScratchDatabase],
+) -> str:
+    rows = [row for m in modes for row in m.rows]
+    checks = [check for m in modes for check in m.checks.values()]
+    names = {side: db.name for side, db in dbs.items()}
+    server = next(iter(dbs.values()))
+    lines = [
+        "# Before / after benchmark results",
+        "",
+        "Written by `bench/run.py --scenario compare`; see bench/README.md (\"Compare "
+        "scenario\") for what is measured and how to read it.",
+        "",
+        *header,
+        "- targets: the raw forwarder (the floor) and two gateways, all three running side by "
+        "side per mode; per connection count the runs change order every round (raw before "
+        "after, after before raw, before after raw, raw after before, ...) so drift and each "
+        "run's aftermath hit all alike",
+        *checkout_lines(opts, modes, commits, names),
+        f"- metering: **on, into Postgres** {server.version} at {server.where} (same machine, "
+        "not pinned), one scratch database per side (their schemas may differ), dropped after "
+        "the run",
+        "",
+        "## Results",
+        "",
+        *table(rows),
+        "",
+        "## After against before",
+        "",
+        "Ratios of the medians. after-ratio / before-ratio is the issue's bar; the raw floor "
+        "cancels out of it (it equals after / before requests/s) but the two ratios show how "
+        "far each gateway is from the floor. Per round: run i of after over run i of before "
+        "(seconds apart); their geometric mean +- 2 standard errors is roughly where after / "
+        "before lies given the noise this run saw.",
+        "",
+        *comparison_table(rows, opts),
+        "",
+        "## Bar",
+        "",
+        *compare_verdicts(rows, opts),
+        "",
+        "## Rows in the database",
+        "",
+        "Per side and mode, the gateway's usage rows once its writer drained (at most "
+        f"{DRAIN_TIMEOUT:g} s, gateway idle) and after SIGTERM, against the chat requests it "
+        "served. Every request must be one row.",
+        "",
+        *metering_lines(checks),
+        "",
+        *writer_lines(checks),
+        "",
+    ]
+    if any(row.errors or row.failure for row in rows):
+        lines += [
+            "**Warning: some cells had errors or failed; their numbers are not to be trusted.**",
+            "",
+        ]
+    lines += failure_details(rows)
+    lines += [
+        "## Gateway config",
+        "",
+        "Both sides (`--config FILE`, merged over each checkout's gateway/defaults.yaml; "
+        "`DEEPSEEK_API_KEY=sk-bench`, `DEEPSEEK_BASE_URL` at nginx, `DATABASE_URL` at the "
+        "side's scratch database, cwd `RUN_DIR`):",
+        "",
+        "```yaml",
+        config_yaml({"metering": metering_config(Path("RUN_DIR"), True)}).rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def compare_main(
+    opts: Options, pinning: Pinning, command: str, started: datetime, facts: dict[str, str]
+) -> int:
+    """The compare scenario end to end: two databases, nginx, per mode raw + two gateways."""
+    commits = {side: checkout_commit(path) for side, path in compare_checkouts(opts).items()}
+    modes: list[CompareMode] = []
+    with contextlib.ExitStack() as stack:
+        dbs = {side: stack.enter_context(scratch_database(opts.database)) for side in GATEWAY_SIDES}
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="switchyard-bench-"))
+        sup = Supervisor(Path(tmp))
+        try:
+            upstream = UpstreamPorts.pick()
+            ports = {"non-stream": upstream.json, "stream": upstream.sse}
+            start_nginx(pinning, sup, upstream)
+            for mode in opts.modes:
+                modes.append(run_compare_mode(opts, pinning, sup, mode, ports[mode], dbs))
+        finally:
+            sup.stop_all()
+    header = run_facts(opts, pinning, command, started, facts)
+    header.append("- load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    opts.output.write_text(compare_report(opts, modes, header, commits, dbs))
+    rows = [row for m in modes for row in m.rows]
+    checks = [check for m in modes for check in m.checks.values()]
+    print()
+    for lines in (
+        table(rows),
+        comparison_table(rows, opts),
+        compare_verdicts(rows, opts),
+        metering_lines(checks),
+    ):
+        print("\n".join(lines))
+        print()
+    print(f"written to {opts.output}")
+    bad = any(row.errors or row.failure for row in rows)
+    if bad:
+        print("!! some cells had errors or failed; see the report", file=sys.stderr)
+    if len(checks) != 2 * len(modes) or not all(c.ok for c in checks):
+        print("!! usage rows do not match the requests served; see the report", file=sys.stderr)
+        bad = True
+    if bad:
+        return 1
+    missed = [c for m in opts.modes if (c := comparison(rows, m, 32)) and not c.passed]
+    return 3 if missed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(args)
@@ -1803,6 +2319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return failover_main(opts, pinning, command, started, facts)
     if opts.scenario == "metering":
         return metering_main(opts, pinning, command, started, facts)
+    if opts.scenario == "compare":
+        return compare_main(opts, pinning, command, started, facts)
     rows: list[Row] = []
     checks: list[RowCheck] = []
     with (
