@@ -53,8 +53,10 @@ from gateway.routing.policy import RouteTable
 from gateway.routing.shared import SharedHealth
 from gateway.state import GatewayState
 from gateway.surfaces.anthropic_messages.surface import AnthropicMessages
+from gateway.surfaces.ollama.surface import ollama_surfaces
 from gateway.surfaces.openai_chat.errors import error_json, error_object
 from gateway.surfaces.openai_chat.surface import OpenAIChat
+from gateway.surfaces.openai_responses.surface import OpenAIResponses
 from gateway.upstream import UpstreamClient
 from gateway.usage import FanOutSink, LogUsageSink, UsageSink
 
@@ -64,12 +66,14 @@ CONFIG_FILE_ENV = "SWITCHYARD_CONFIG"
 
 
 class GatewayApp:
-    """The ASGI app: each surface's POST paths straight to its hot-path pipeline, the rest to
-    FastAPI (which also runs the lifespan)."""
+    """The ASGI app: each surface's POST paths (and the other requests it answers itself,
+    `local_routes`) straight to its hot-path pipeline, the rest to FastAPI (which also runs the
+    lifespan)."""
 
     def __init__(self, api: FastAPI, pipelines: list[Pipeline]) -> None:
         self.api = api
         self.posts = {path: p for p in pipelines for path in p.paths}
+        self.others = {route: p for p in pipelines for route in p.local_routes}
         self.state = api.state
         self._entry: ASGIApp = self._dispatch
 
@@ -91,11 +95,17 @@ class GatewayApp:
         await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            pipeline = self.posts.get(scope["path"])
-            if pipeline is not None:
-                await pipeline(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            if scope["method"] == "POST":
+                pipeline = self.posts.get(scope["path"])
+                if pipeline is not None:
+                    await pipeline(scope, receive, send)
+                    return
+            elif self.others:
+                pipeline = self.others.get((scope["method"], scope["path"]))
+                if pipeline is not None:
+                    await pipeline.answer_route(scope, receive, send)
+                    return
         await self.api(scope, receive, send)
 
 
@@ -143,7 +153,13 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     usage = PricingSink(price_book(config), FanOutSink(sinks))
     dispatcher = Dispatcher(failover, Attempter(client))
     anthropic = AnthropicMessages.from_config(config, catalogue)
-    surfaces: list[Surface] = [OpenAIChat(catalogue), anthropic]
+    ollama_chat, ollama_generate = ollama_surfaces(config.ollama_api, catalogue,
+                                                   routes.servable_models())
+    # Stored responses live in the metering database; without one they are not stored.
+    responses = OpenAIResponses.from_config(
+        config, catalogue, metering.store if metering is not None else None)
+    surfaces: list[Surface] = [OpenAIChat(catalogue), anthropic, ollama_chat, ollama_generate,
+                               responses]
     state = GatewayState(
         config=config,
         catalogue=catalogue,
@@ -166,6 +182,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         if metering is not None:
             await metering.start()
         await auth.start()
+        await responses.start()
         _announce(state)
         try:
             yield
@@ -175,6 +192,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
                 await shared.close()
             await client.close()
             await admission.close()
+            await responses.close()  # its pending writes, before the database closes
             if metering is not None:  # last: requests finishing during shutdown are metered
                 await metering.close()
 
@@ -200,6 +218,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     app.router.add_route("/ui", ui.page, methods=["GET"])
     app.router.add_route("/ui/login", ui.login, methods=["POST"])
     for path, endpoint, method in admin.ROUTES:
+        app.router.add_route(path, endpoint, methods=[method])
+    for path, endpoint, method in responses.routes:  # stored responses: GET, DELETE
         app.router.add_route(path, endpoint, methods=[method])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals carry x-request-id too

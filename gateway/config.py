@@ -164,6 +164,29 @@ class AnthropicConfig(_Strict):
     ping_interval: float = Field(default=10.0, gt=0)
 
 
+class OllamaApiConfig(_Strict):
+    """Ollama's own API (`/api/chat`, `/api/generate`, `/api/tags`, ...): surfaces/ollama."""
+
+    # What `GET /api/version` reports. Clients turn features on by the server's version
+    # (thinking and tool streaming need Ollama 0.9+), so it must be one that has them.
+    version: str = "0.13.0"
+    # Context window per canonical model, shown by /api/show and /api/ps (clients size their
+    # history by it); a model not listed is shown with `default_context_length`.
+    context_length: dict[str, int] = Field(
+        default_factory=lambda: {"deepseek-v4-flash": 1_048_576, "deepseek-v4-pro": 1_048_576}
+    )
+    default_context_length: int = Field(default=131_072, gt=0)
+
+
+class ResponsesConfig(_Strict):
+    """The OpenAI Responses surface (`/v1/responses`, gateway/surfaces/openai_responses)."""
+
+    # Stored responses (`store: true`, the default) are kept this long, then pruned.
+    store_days: float = Field(default=30.0, gt=0)
+    # Seconds between two deletions of expired stored responses (each replica runs them).
+    prune_interval: float = Field(default=3600.0, gt=0)
+
+
 class GatewayConfig(_Strict):
     master_key: SecretStr | None = None
     database_url: SecretStr | None = None
@@ -182,6 +205,8 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    ollama_api: OllamaApiConfig = Field(default_factory=OllamaApiConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -1,8 +1,9 @@
 """The request pipeline every surface shares, as a raw ASGI callable.
 
-authenticate -> read body -> the surface parses a canonical call -> admission -> failover over
-provider attempts -> the surface renders the answer or the stream -> exactly one usage event
-(`CallRecord`), refusals included. The chat hot path skips FastAPI and Starlette's
+authenticate -> read body -> the surface parses a canonical call -> admission -> (a stateful
+surface completes the call for its caller: `PreparesCalls`) -> failover over provider attempts
+-> the surface renders the answer or the stream -> exactly one usage event (`CallRecord`),
+refusals included. The chat hot path skips FastAPI and Starlette's
 request/response objects and middleware: on an instant upstream they cost more than the whole
 proxying work (bench/RESULTS.md).
 """
@@ -10,7 +11,7 @@ proxying work (bench/RESULTS.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import Receive, Scope, Send
 
@@ -27,7 +28,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.core.dispatch import AllTargetsFailed, Dispatcher
 from gateway.core.record import CallRecord
 from gateway.core.relay import Relay
-from gateway.core.surface import Surface
+from gateway.core.surface import AnswersOtherMethods, PreparesCalls, Surface
 from gateway.errors import GatewayError
 from gateway.limits.admission import Admission
 from gateway.metrics import GatewayMetrics
@@ -53,6 +54,10 @@ class Pipeline:
         self._sink = sink
         self._in_flight = metrics.in_flight
         self._new_id = new_id
+        self._prepare = surface.prepare if isinstance(surface, PreparesCalls) else None
+        # (METHOD, path) of the requests other than POST that the surface answers itself.
+        self.local_routes: Mapping[tuple[str, str], Callable[[bytes], bytes]] = (
+            surface.local_routes if isinstance(surface, AnswersOtherMethods) else {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         local = self.surface.local_paths.get(scope["path"])
@@ -74,6 +79,8 @@ class Pipeline:
             record.describe(call)
             extra = await self._admission.admit(
                 principal, call.model.canonical, call.requested_model)
+            if self._prepare is not None:
+                await self._prepare(call, principal)
             if call.stream:
                 streamed = await self._dispatcher.stream(call, headers.pinned)
                 record.served_by(streamed.target, streamed.attempts)
@@ -119,6 +126,11 @@ class Pipeline:
         finally:
             record.abandoned("client_cancelled")
             self._in_flight.dec()
+
+    async def answer_route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request of one of `local_routes` (the caller found it there)."""
+        answer = self.local_routes[(scope["method"], scope["path"])]
+        await self._answer_locally(answer, scope, receive, send)
 
     async def _answer_locally(self, answer: Callable[[bytes], bytes], scope: Scope,
                               receive: Receive, send: Send) -> None:

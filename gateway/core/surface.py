@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.core.answer import Answer, Chunk
 from gateway.core.call import Call
 from gateway.errors import GatewayError
+from gateway.keys.principal import Principal
 from gateway.usage import Usage
 
 
@@ -54,3 +55,25 @@ class Surface(Protocol):
     def render_error(self, error: GatewayError) -> tuple[int, dict[str, str], bytes]:
         """(HTTP status, extra headers, body) for an error on this surface."""
         ...
+
+
+@runtime_checkable
+class PreparesCalls(Protocol):
+    """Optional for a surface: one whose calls depend on what it keeps per caller (the
+    Responses API's `previous_response_id` continues a conversation stored under the key that
+    made it) completes each admitted call here, knowing who is calling and free to await its
+    own store. `parse` stays pure and synchronous; stateless surfaces do not implement this."""
+
+    async def prepare(self, call: Call, principal: Principal) -> None:
+        """Complete `call` for `principal` before it is dispatched; raises like `parse`."""
+        ...
+
+
+@runtime_checkable
+class AnswersOtherMethods(Protocol):
+    """Optional for a surface: requests of methods other than POST that it answers itself,
+    without an upstream (Ollama's `GET /api/tags`, `DELETE /api/delete`), by exact (METHOD,
+    path). They are authenticated, size-limited and rendered like `local_paths`: the answer
+    is the JSON body of a 200, an error is raised and rendered in the surface's shape."""
+
+    local_routes: Mapping[tuple[str, str], Callable[[bytes], bytes]]

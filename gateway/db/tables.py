@@ -102,3 +102,22 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("ix_api_keys_team", "team"),
 )
+
+# Stored responses of the OpenAI Responses surface (gateway/surfaces/openai_responses/store.py):
+# the response object, this request's input items and the items before them (so
+# previous_response_id is one read), under the gateway key that made it (`key_id`; None: the
+# master key or a loopback client). Rows expire at `expires_at` and are pruned by that index.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("input_items", JSON, nullable=False),
+    Column("history", JSON, nullable=False),
+    Index("ix_responses_expires_at", "expires_at"),
+)

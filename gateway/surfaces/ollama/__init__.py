@@ -1,0 +1,1 @@
+"""Ollama's own API: `/api/chat`, `/api/generate` and the model endpoints Ollama clients call."""
