@@ -11,7 +11,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Coding agents the e2e tests drive (Claude Code), pinned in tests/agents/package-lock.json.
+# Coding agents and clients the e2e tests drive (Claude Code, Codex, the ollama npm client),
+# pinned in tests/agents/package-lock.json.
 AGENTS := tests/agents/node_modules/.installed
 
 $(AGENTS): tests/agents/package.json tests/agents/package-lock.json
