@@ -188,13 +188,20 @@ class Prometheus:
         result: list[JSON] = body["data"]["result"]
         return result
 
-    def wait_for(self, expr: str, expected: float, timeout: float = 15) -> None:
+    def ready(self) -> bool:
+        """Prometheus answers 503 "Service Unavailable" (plain text) until its TSDB is open."""
+        try:
+            return httpx.get(self.url + "/-/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_for(self, expr: str, expected: float, timeout: float = 30) -> None:
         """Until `expr` (a single-series query) equals `expected`."""
         deadline = time.monotonic() + timeout
         seen: object = None
         while time.monotonic() < deadline:
             try:
-                result = self.query(expr)
+                result = self.query(expr) if self.ready() else []
             except httpx.HTTPError:
                 result = []
             if result:
