@@ -81,15 +81,12 @@ def arguments_object(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {_RAW_KEY: arguments}
 
 
-def render_answer(call: Call, answer: Answer, now_ns: int | None = None) -> bytes:
-    options = options_of(call)
-    ended = time.monotonic_ns() if now_ns is None else now_ns
-    choice = next((c for c in answer.choices if c.index == 0), None)
-    content = (choice.content or "") if choice is not None else ""
-    reasoning = choice.reasoning if choice is not None else None
-    calls: list[ToolCall] = choice.tool_calls if choice is not None else []
-    line: dict[str, Any] = {"model": options.requested_model, "created_at": created_at()}
-    if options.generate:
+def answer_line(model: str, generate: bool, content: str, reasoning: str | None, *,
+                done: bool) -> dict[str, Any]:
+    """One line (or whole answer) without its stats: `response` for generate, else
+    `message`; `thinking` only when there is reasoning."""
+    line: dict[str, Any] = {"model": model, "created_at": created_at()}
+    if generate:
         line["response"] = content
         if reasoning:
             line["thinking"] = reasoning
@@ -97,11 +94,22 @@ def render_answer(call: Call, answer: Answer, now_ns: int | None = None) -> byte
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if reasoning:
             message["thinking"] = reasoning
-        if calls:
-            message["tool_calls"] = [tool_call(k, c.id, c.name, c.arguments)
-                                     for k, c in enumerate(calls)]
         line["message"] = message
-    line["done"] = True
+    line["done"] = done
+    return line
+
+
+def render_answer(call: Call, answer: Answer, now_ns: int | None = None) -> bytes:
+    options = options_of(call)
+    ended = time.monotonic_ns() if now_ns is None else now_ns
+    choice = next((c for c in answer.choices if c.index == 0), None)
+    content = (choice.content or "") if choice is not None else ""
+    reasoning = choice.reasoning if choice is not None else None
+    calls: list[ToolCall] = choice.tool_calls if choice is not None else []
+    line = answer_line(options.requested_model, options.generate, content, reasoning, done=True)
+    if calls and not options.generate:
+        line["message"]["tool_calls"] = [tool_call(k, c.id, c.name, c.arguments)
+                                         for k, c in enumerate(calls)]
     reason = done_reason(choice.finish_reason if choice is not None else None)
     line.update(stats(reason, answer.usage, options.started_ns, options.started_ns, ended))
     return orjson.dumps(line)

@@ -32,7 +32,7 @@ from gateway.core.call import Call
 from gateway.errors import GatewayError
 from gateway.surfaces.ollama.errors import error_line
 from gateway.surfaces.ollama.parse import options_of
-from gateway.surfaces.ollama.render import created_at, done_reason, stats, tool_call
+from gateway.surfaces.ollama.render import answer_line, done_reason, stats, tool_call
 from gateway.usage import Usage
 
 _CUT_SHORT = "insufficient_system_resource"
@@ -145,15 +145,4 @@ class NdjsonStream:
         out.append(orjson.dumps(line) + b"\n")
 
     def _line(self, content: str, reasoning: str | None, *, done: bool) -> dict[str, Any]:
-        line: dict[str, Any] = {"model": self._model, "created_at": created_at()}
-        if self._generate:
-            line["response"] = content
-            if reasoning:
-                line["thinking"] = reasoning
-        else:
-            message: dict[str, Any] = {"role": "assistant", "content": content}
-            if reasoning:
-                message["thinking"] = reasoning
-            line["message"] = message
-        line["done"] = done
-        return line
+        return answer_line(self._model, self._generate, content, reasoning, done=done)
