@@ -404,11 +404,18 @@ def metering_config(run_dir: Path, on: bool) -> dict[str, Any]:
     (SQLite in the working directory). Spool and SQLite paths point into the run directory."""
     if not on:
         return {"enabled": False}
-    return {
+    config: dict[str, Any] = {
         "enabled": True,
         "spool_path": str(run_dir / "spool"),
         "sqlite_path": str(run_dir / "unused.db"),  # DATABASE_URL wins; a stray file stays here
     }
+    # The usage journal's cost (bench/README.md): BENCH_JOURNAL=off, or an fsync policy.
+    journal = os.environ.get("BENCH_JOURNAL")
+    if journal == "off":
+        config["journal"] = False
+    elif journal:
+        config["journal_fsync"] = journal
+    return config
 
 
 def start_bench_gateway(

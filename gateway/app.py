@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.accesslog import AccessLogSink
 from gateway.api import admin, ops, ui
 from gateway.api.asgi import RequestIds
 from gateway.api.json import json_response
@@ -31,6 +32,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.core.attempt import Attempter
 from gateway.core.dispatch import Dispatcher
+from gateway.core.drain import Drain, take_sigterm
 from gateway.core.pipeline import Pipeline
 from gateway.core.surface import Surface
 from gateway.errors import GatewayError, InvalidRequest, NotFound
@@ -39,6 +41,7 @@ from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import RateLimiter
+from gateway.limits.redislink import RedisLink
 from gateway.metering.cost import PricingSink
 from gateway.metering.setup import build_writer, price_book
 from gateway.metering.writer import MeteringWriter
@@ -51,14 +54,16 @@ from gateway.routing.failover import Failover
 from gateway.routing.health import HealthBoard, LatencyTracker
 from gateway.routing.policy import RouteTable
 from gateway.routing.shared import SharedHealth
+from gateway.serving import ConnectionGuard
 from gateway.state import GatewayState
 from gateway.surfaces.anthropic_messages.surface import AnthropicMessages
 from gateway.surfaces.ollama.surface import ollama_surfaces
 from gateway.surfaces.openai_chat.errors import error_json, error_object
 from gateway.surfaces.openai_chat.surface import OpenAIChat
 from gateway.surfaces.openai_responses.surface import OpenAIResponses
+from gateway.tracing import Tracing
 from gateway.upstream import UpstreamClient
-from gateway.usage import FanOutSink, LogUsageSink, UsageSink
+from gateway.usage import FanOutSink, UsageSink
 
 log = logging.getLogger("gateway")
 
@@ -70,8 +75,11 @@ class GatewayApp:
     `local_routes`) straight to its hot-path pipeline, the rest to FastAPI (which also runs the
     lifespan)."""
 
-    def __init__(self, api: FastAPI, pipelines: list[Pipeline]) -> None:
+    def __init__(self, api: FastAPI, pipelines: list[Pipeline], drain: Drain | None = None) -> None:
         self.api = api
+        self.drain = drain or Drain(0)
+        # Read by gateway/serving.py's protocol (header-read timeout, connection limit).
+        self.connection_guard: ConnectionGuard | None = None
         self.posts = {path: p for p in pipelines for path in p.paths}
         self.others = {route: p for p in pipelines for route in p.local_routes}
         self.state = api.state
@@ -96,6 +104,10 @@ class GatewayApp:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if self.drain.draining and scope["path"] not in _DURING_DRAIN and (
+                    scope["method"] != "POST" or scope["path"] not in self.posts):
+                await _refuse_while_draining(self.drain, send)
+                return  # (a surface's POST is refused, and metered, by its pipeline)
             if scope["method"] == "POST":
                 pipeline = self.posts.get(scope["path"])
                 if pipeline is not None:
@@ -109,13 +121,26 @@ class GatewayApp:
         await self.api(scope, receive, send)
 
 
+# Answered as usual during a drain: probes and scrapes (/readyz itself says 503).
+_DURING_DRAIN = frozenset({"/readyz", "/healthz", "/metrics"})
+
+
+async def _refuse_while_draining(drain: Drain, send: Send) -> None:
+    error = drain.refusal()
+    body = error_json(error)
+    await send({"type": "http.response.start", "status": error.status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *((k.encode(), v.encode()) for k, v in error.headers.items())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> GatewayApp:
     memory = ReasoningMemory()
     providers = {
         name: build_provider(name, cfg, memory)
         for name, cfg in config.usable_providers().items()
     }
-    routes = RouteTable(config, providers)
+    routes = RouteTable(config, providers, price_book(config))
     board = HealthBoard(config.routing.breaker)
     failover = Failover(routes, board, LatencyTracker(), config.routing)
     shared = (
@@ -124,7 +149,9 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
     )
     client = UpstreamClient()
     metrics = GatewayMetrics(board, [t.key for t in routes.all_targets()])
-    sinks: list[UsageSink] = [metrics, usage_sink or LogUsageSink()]
+    sinks: list[UsageSink] = [metrics, AccessLogSink()]  # one INFO line per call
+    if usage_sink is not None:
+        sinks.append(usage_sink)
     # Metering is on by default; a test that hands in its own sink gets it too only when it
     # configures a database (DATABASE_URL or metering.enabled), so test gateways stay off disk.
     metering = build_writer(config, custom_sink=usage_sink is not None)
@@ -150,8 +177,12 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         config.master_key.get_secret_value() if config.master_key else None,
         key_store, config.redis_url,
     )
+    if admission.link is not None:
+        link = admission.link
+        auth.redis_up = lambda: link.up
     usage = PricingSink(price_book(config), FanOutSink(sinks))
-    dispatcher = Dispatcher(failover, Attempter(client))
+    tracing = Tracing.from_env()  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+    dispatcher = Dispatcher(failover, Attempter(client, tracing))
     anthropic = AnthropicMessages.from_config(config, catalogue)
     ollama_chat, ollama_generate = ollama_surfaces(config.ollama_api, catalogue,
                                                    routes.servable_models())
@@ -174,6 +205,9 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         surfaces=[anthropic],
     )
 
+    drain = Drain(config.shutdown.drain_seconds, cut_grace=config.shutdown.cut_grace,
+                  retry_after=config.shutdown.retry_after)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.start()
@@ -182,11 +216,14 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         if metering is not None:
             await metering.start()
         await auth.start()
+        admission.start()
         await responses.start()
         _announce(state)
+        give_back_sigterm = take_sigterm(drain)  # the drain runs before uvicorn's shutdown
         try:
             yield
         finally:
+            give_back_sigterm()
             await auth.close()
             if shared is not None:
                 await shared.close()
@@ -195,15 +232,19 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
             await responses.close()  # its pending writes, before the database closes
             if metering is not None:  # last: requests finishing during shutdown are metered
                 await metering.close()
+            if tracing is not None:
+                tracing.shutdown()  # the spans still batched
 
     app = FastAPI(title="Switchyard", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None)
     app.state.gateway = state
     app.state.metering = metering  # MeteringWriter | None: queue_depth, spooled_rows
+    app.state.drain = drain
     new_id = RequestIds()
     pipelines = [
         Pipeline(surface, auth=auth, max_body_bytes=config.max_body_bytes, admission=admission,
-                 dispatcher=dispatcher, sink=usage, metrics=metrics, new_id=new_id)
+                 dispatcher=dispatcher, sink=usage, metrics=metrics, new_id=new_id, drain=drain,
+                 tracing=tracing)
         for surface in surfaces
     ]
     for pipeline in pipelines:  # POST never reaches FastAPI; other methods get a 405
@@ -223,7 +264,9 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         app.router.add_route(path, endpoint, methods=[method])
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)  # outermost: refusals carry x-request-id too
-    gateway = GatewayApp(app, pipelines)
+    gateway = GatewayApp(app, pipelines, drain)
+    gateway.connection_guard = ConnectionGuard(config.connections.header_timeout,
+                                               config.connections.max_connections)
     if config.cors_origins:
         gateway.allow_cors(config.cors_origins)
     return gateway
@@ -242,8 +285,11 @@ def _build_admission(config: GatewayConfig, metering: MeteringWriter | None) -> 
             log.warning("cannot read recorded spend for %s; counting from zero", subject)
             return 0.0
 
-    return Admission(RateLimiter(config.redis_url),
-                     BudgetTracker(config.redis_url, recorded_spend))
+    settings = config.redis
+    link = (RedisLink(config.redis_url, timeout=settings.timeout,  # one, with its breaker
+                      probe_interval=settings.probe_interval, replicas=settings.replicas)
+            if config.redis_url else None)
+    return Admission(RateLimiter(link), BudgetTracker(link, recorded_spend), link)
 
 
 async def _post_only(request: Request) -> Response:
@@ -253,6 +299,9 @@ async def _post_only(request: Request) -> Response:
 
 def app_from_env() -> GatewayApp:
     """Factory for `uvicorn --factory` and multi-worker serving: config path from the env."""
+    from gateway import logs
+
+    logs.configure_from_env()  # a spawned worker: the log setup `gateway serve` was given
     path = os.environ.get(CONFIG_FILE_ENV)
     return create_app(load_config(Path(path) if path else None))
 

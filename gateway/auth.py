@@ -16,6 +16,7 @@ keys are cached too, and concurrent misses on one key share one lookup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
@@ -37,7 +38,15 @@ log = logging.getLogger("gateway.auth")
 TTL_SHARED = 30.0        # revocations arrive through Redis: the TTL only bounds a lost message
 TTL_LOCAL = 1.0          # no Redis (or it is down): the TTL is how long a revocation takes
 NEGATIVE_TTL_SHARED = 5.0
-_MAX_CONCURRENT_LOOKUPS = 8  # a flood of distinct bad keys cannot take every DB connection
+# A hung database must not hold requests: a key seen before waits at most REVALIDATE_WAIT for
+# its re-lookup, then is served as last known (for up to STALE_MAX past its TTL) while the
+# lookup goes on; a healthy database answers well inside the wait, so revocations still land
+# within the TTL. A lookup gives up after LOOKUP_TIMEOUT.
+REVALIDATE_WAIT = 0.1
+STALE_MAX = 300.0
+LOOKUP_TIMEOUT = 2.0
+_MAX_CONCURRENT_LOOKUPS = 2  # of the pool's 4 (gateway/db/store.py): a flood of
+# distinct bad keys cannot take the writer's or the reports' connections
 _INVALID = "Incorrect API key provided."
 
 
@@ -62,6 +71,13 @@ class KeyAuthenticator:
             KeyEvents(redis_url, self._on_event, self.cache.clear)
             if redis_url and store is not None else None
         )
+        # The request path's Redis (gateway/limits/redislink.py): a Redis that hangs leaves the
+        # subscription looking alive for a while; the link notices within its heartbeat.
+        self.redis_up: Callable[[], bool] = lambda: True
+
+    def _revocations_live(self) -> bool:
+        """Revocations arrive through Redis now; else cached keys live TTL_LOCAL at most."""
+        return self.events is not None and self.events.live and self.redis_up()
 
     @property
     def loopback_only(self) -> bool:
@@ -109,8 +125,19 @@ class KeyAuthenticator:
             raise AuthenticationFailed(_INVALID)
         key_hash = tokens.hash_key(token)
         entry = self.cache.get(key_hash)
-        if entry is None or entry.stale_at <= self._clock():
-            entry = await self._refresh(key_hash, entry)
+        now = self._clock()
+        stale_at = entry.stale_at if entry is not None else 0.0
+        if entry is not None and not self._revocations_live():  # the channel is lost
+            stale_at = min(stale_at, entry.known_at + TTL_LOCAL)
+        if entry is None or stale_at <= now:
+            if entry is not None and entry.principal is not None \
+                    and now - entry.known_at < STALE_MAX:
+                # On a timeout the lookup goes on; this request does not wait for it.
+                with contextlib.suppress(TimeoutError):
+                    entry = await asyncio.wait_for(self._refresh(key_hash, entry),
+                                                   REVALIDATE_WAIT)
+            else:
+                entry = await self._refresh(key_hash, entry)
         if entry.principal is None:
             raise AuthenticationFailed(_INVALID)
         if entry.expires_ts is not None and self._wall() >= entry.expires_ts:
@@ -136,24 +163,27 @@ class KeyAuthenticator:
         generation = self.cache.generation
         try:
             async with self._lookups:
-                found = await self._store.lookup(key_hash)  # type: ignore[union-attr]
+                found = await asyncio.wait_for(
+                    self._store.lookup(key_hash), LOOKUP_TIMEOUT)  # type: ignore[union-attr]
         except Exception as exc:
             log.warning("cannot look up a gateway key: %s", type(exc).__name__)
-            if stale is not None:  # database down: keep what we knew, briefly
-                entry = Entry(stale.principal, stale.expires_ts, self._clock() + TTL_LOCAL)
+            if stale is not None and self._clock() - stale.known_at < STALE_MAX:
+                # database down or hung: keep what we knew, for a bounded while
+                entry = Entry(stale.principal, stale.expires_ts, self._clock() + TTL_LOCAL,
+                              stale.known_at)
                 self.cache.put(key_hash, entry, self._clock())
                 return entry
             raise GatewayError("The gateway cannot check API keys right now; try again shortly.",
                                status=503, code="auth_unavailable") from None
         now = self._clock()
-        shared = self.events is not None and self.events.live
+        shared = self._revocations_live()
         if found is None or found[0].revoked_at is not None:
-            entry = Entry(None, None, now + (NEGATIVE_TTL_SHARED if shared else TTL_LOCAL))
+            entry = Entry(None, None, now + (NEGATIVE_TTL_SHARED if shared else TTL_LOCAL), now)
         else:
             key, team = found
             entry = Entry(principal_for(key, team),
                           key.expires_at.timestamp() if key.expires_at else None,
-                          now + (TTL_SHARED if shared else TTL_LOCAL))
+                          now + (TTL_SHARED if shared else TTL_LOCAL), now)
         if self.cache.generation == generation:  # nothing was invalidated meanwhile
             self.cache.put(key_hash, entry, now)
         return entry

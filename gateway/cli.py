@@ -1,29 +1,33 @@
-"""`gateway` command: serve, check-config, models, migrate, usage, keys, teams."""
+"""`gateway` command: serve, check-config, models, prices, migrate, usage, keys, teams."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 import uvicorn
 
+from gateway import cli_help, logs
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.keys.commands import keys_cli, teams_cli
+from gateway.serving import GuardedHttpTools
 
+cli_help.install()
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Switchyard: an OpenAI-compatible gateway for DeepSeek V4.")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(teams_cli, name="teams")
 
+LogFormatChoice = Literal["text", "json"]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config file (merged over the built-in defaults)."),
+    typer.Option("--config", "-c", envvar="SWITCHYARD_CONFIG",
+                 help="YAML config file (merged over the built-in defaults)."),
 ]
 
 
@@ -42,17 +46,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from config: 8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[LogFormatChoice, typer.Option(
+        help="text, or json: one JSON object per line for log shippers.")] = "text",
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="One INFO line per call.")] = True,
 ) -> None:
     """Run the gateway."""
     settings = _load(config)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level, log_format, access_log=access_log)
     options = dict(
-        host=host or settings.host, port=port or settings.port, loop="uvloop", http="httptools",
-        access_log=False, log_level=log_level, timeout_graceful_shutdown=30,
+        host=host or settings.host, port=port or settings.port, loop="uvloop",
+        http=GuardedHttpTools,  # httptools + header-read timeout and connection limit
+        access_log=False, log_level=log_level, timeout_graceful_shutdown=30, log_config=None,
     )
     if workers > 1:
+        logs.export_settings(log_level, log_format, access_log=access_log)  # for the workers
         if config is not None:
             os.environ["SWITCHYARD_CONFIG"] = str(config.resolve())
         _prepare_multiprocess_metrics()
@@ -77,14 +85,20 @@ def _prepare_multiprocess_metrics() -> None:
 
 @cli.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
-    """Validate the configuration and show which providers and models it serves."""
-    settings = _load(config)
-    usable = settings.usable_providers()
-    typer.echo(f"providers with a key: {', '.join(usable) or 'none'}")
-    for name, provider in settings.providers.items():
-        state = "usable" if provider.usable else "no key" if provider.enabled else "disabled"
-        typer.echo(f"  {name:12} {provider.kind:10} {provider.base_url}  [{state}]")
-    typer.echo(f"auth: {'master key' if settings.master_key else 'loopback clients only'}")
+    """Validate the configuration and print what the gateway would do with it: providers and
+    where their keys come from, models, aliases, routes, where usage goes, who may call.
+    Exits 1 when it could serve nothing."""
+    from gateway.plan import build_plan
+
+    plan = build_plan(_load(config))
+    for line in plan.lines:
+        typer.echo(line)
+    for warning in plan.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    for problem in plan.problems:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+    if not plan.serves:
+        raise typer.Exit(code=1)
 
 
 @cli.command()
@@ -96,8 +110,30 @@ def models(config: ConfigOption = None) -> None:
     catalogue = ModelCatalogue(settings)
     for name in catalogue.names():
         resolved = catalogue.resolve(name)
-        thinking = "thinking on" if resolved.default_thinking else "thinking off"
+        thinking = f"thinking {resolved.default.mode}"
         typer.echo(f"{name:32} -> {resolved.canonical} ({thinking})")
+
+
+@cli.command()
+def prices(
+    config: ConfigOption = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="ISO date or datetime (UTC) to price at; default now.")] = None,
+) -> None:
+    """Print the price book and the price in force now (or --at) per provider."""
+    from gateway.metering.report import price_lines
+
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            typer.secho(f"error: --at {at!r} is not an ISO date or datetime", err=True,
+                        fg=typer.colors.RED)
+            raise typer.Exit(code=2) from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    for line in price_lines(_load(config), when):
+        typer.echo(line)
 
 
 @cli.command()
@@ -135,8 +171,11 @@ def usage(
     end: Annotated[str | None, typer.Option(
         "--to", help="ISO date or datetime (UTC), exclusive.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column (wider than 80).")] = False,
 ) -> None:
-    """Requests, tokens and cost per group, read from the usage database."""
+    """Requests, tokens and cost per group, read from the usage database `serve` writes
+    (DATABASE_URL, else metering.sqlite_path of the config: --config or SWITCHYARD_CONFIG)."""
     import orjson
     from rich.console import Console
     from rich.table import Table
@@ -145,7 +184,6 @@ def usage(
     from gateway.db.queries import GROUP_BYS
     from gateway.db.store import UsageStore
     from gateway.errors import InvalidRequest
-    from gateway.metering.setup import database_url
 
     if group_by not in GROUP_BYS:
         typer.secho(f"error: --group-by must be one of {', '.join(GROUP_BYS)}", err=True,
@@ -156,32 +194,71 @@ def usage(
     except InvalidRequest as exc:
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
-    store = UsageStore(database_url(_load(config)), auto_migrate=False)
+    url = _existing_database(_load(config))
+    store = UsageStore(url, auto_migrate=False)
 
     async def run() -> list[dict[str, object]]:
         try:
-            return await store.report(group_by, since, until)  # type: ignore[arg-type]
+            return await store.report(group_by, since, until,  # type: ignore[arg-type]
+                                      within=3600)  # a person waiting, not a request path
         finally:
             await store.close()
 
     try:
         rows = asyncio.run(run())
     except Exception as exc:
-        typer.secho(f"error: cannot read usage: {exc}", err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=1) from None
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table(title=f"usage by {group_by}" + _span(since, until))
-    columns = [group_by, "requests", "errors", "prompt_tokens", "cache_hit_tokens",
-               "cache_miss_tokens", "completion_tokens", "reasoning_tokens", "cost_usd",
-               "provider_cost_usd"]
-    for name in columns:
-        table.add_column(name.replace("_tokens", "").replace("_", " "),
+    columns = [group_by, "requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd"]
+    if wide:
+        columns[4:4] = ["cache_hit_tokens", "cache_miss_tokens"]
+        columns[-1:-1] = ["reasoning_tokens"]
+        columns.append("provider_cost_usd")
+    for name in columns:  # the group (a model, key or day) is never cut: it folds
+        table.add_column(name.replace("_tokens", "").replace("_", " "), overflow="fold",
                          justify="left" if name == group_by else "right")
     for row in rows:
         table.add_row(*(_cell(row.get(name)) for name in columns))
-    Console().print(table)
+    Console(width=240 if wide else None).print(table)
+
+
+def _existing_database(settings: GatewayConfig) -> str:
+    """The usage database `serve` writes; a SQLite file that does not exist is an error, not
+    a new empty file (a read never creates one)."""
+    from sqlalchemy.engine import make_url
+
+    from gateway.metering.setup import database_url
+
+    url = database_url(settings)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database or "").expanduser().resolve()
+        if not path.is_file():
+            where = ("DATABASE_URL" if settings.database_url is not None
+                     else f"metering.sqlite_path ({settings.metering.sqlite_path}), relative "
+                          "to the directory `gateway serve` runs in")
+            typer.secho(
+                f"error: no usage database at {path} (from {where}). Run this where the "
+                "gateway runs, pass its --config (or set SWITCHYARD_CONFIG), or set "
+                "DATABASE_URL", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=1)
+    return url
+
+
+def _read_failure(exc: Exception, url: str) -> str:
+    """One line an operator can act on, instead of SQLAlchemy's paragraph."""
+    from gateway.db.engine import redacted
+
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "no such table" in first or "does not exist" in first:
+        return (f"the database at {redacted(url)} has no usage tables yet: run "
+                "`gateway migrate` (or start the gateway once)")
+    return f"cannot read usage from {redacted(url)}: {first}"
 
 
 def _span(since: datetime | None, until: datetime | None) -> str:

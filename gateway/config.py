@@ -1,16 +1,15 @@
 """Gateway configuration: built once from defaults, an optional YAML file and the environment.
 
 `load_config` is the only entry point. It merges the shipped `defaults.yaml`, the user's file
-(`${VAR}` references expanded from the environment) and the environment variables named in the
-README, then validates the result with pydantic so a bad value is refused at start with a
-message naming the field. The result is immutable and passed to `create_app`; nothing reads the
-environment after that.
+(`${VAR}` references expanded with the shell's meaning, gateway/envexpand.py) and the
+environment variables named in the README, then validates the result with pydantic so a bad
+value is refused at start with a message naming the field (gateway/config_errors.py). The
+result is immutable and passed to `create_app`; nothing reads the environment after that.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from gateway import envexpand
+from gateway.config_errors import describe, did_you_mean
 from gateway.metering.prices import PriceBookData
 
 ProviderKind = Literal["deepseek", "openrouter", "ollama"]
@@ -51,7 +52,11 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    # Thinking mode (off/low/high/max) -> the value this provider takes, over the adapter's.
+    mode_values: dict[str, str] = Field(default_factory=dict)
+    # How this account pays (Ollama): `subscription` costs 0 per token, `per_token` is priced
+    # from the price book's `<kind>-per-token` entries. None: the kind's own book entries.
+    billing: Literal["subscription", "per_token"] | None = None
     enabled: bool = True
 
     @property
@@ -60,27 +65,24 @@ class ProviderConfig(_Strict):
         return self.enabled and self.api_key is not None and bool(self.api_key.get_secret_value())
 
 
-class PriceConfig(_Strict):
-    """USD per 1M tokens; used by the `cheapest` strategy (metering's price book later)."""
-
-    cache_hit: float = Field(default=0.0, ge=0)
-    cache_miss: float = Field(default=0.0, ge=0)
-    output: float = Field(default=0.0, ge=0)
-
-    @property
-    def blended(self) -> float:
-        """One number to rank targets by: a typical call reads ~3x what it writes."""
-        return 3 * self.cache_miss + self.output
+ThinkingDefault = bool | Literal["off", "low", "high", "max"]
 
 
 class ModelConfig(_Strict):
+    """A canonical model: one generation, served under each provider's own name for it."""
+
     thinking: bool = True
     aliases: list[str] = Field(default_factory=list)
+    generation: str | None = None  # e.g. "V4.1-Flash": the same on every provider
+    context_length: int = Field(default=1_048_576, gt=0)
+    max_output: int = Field(default=393_216, gt=0)
+    # A request's max_tokens above max_output: refused with a 400 naming the limit, or clamped.
+    over_max_output: Literal["reject", "clamp"] = "reject"
 
 
 class AliasConfig(_Strict):
     model: str
-    thinking: bool | None = None
+    thinking: ThinkingDefault | None = None  # a mode name makes a mode alias (`...-max`)
 
 
 class TargetConfig(_Strict):
@@ -116,6 +118,10 @@ class BreakerConfig(_Strict):
     min_requests: int = Field(default=10, ge=1)
     cooldown: float = Field(default=15.0, gt=0)
     auth_failure_cooldown: float = Field(default=120.0, gt=0)
+    # An account out of quota (Ollama's session/weekly usage limit, a spent balance) answers
+    # with no Retry-After and stays out for hours: it is taken out this long, then one probe.
+    quota_cooldown: dict[str, float] = Field(default_factory=lambda: {
+        "session": 3600.0, "weekly": 6 * 3600.0, "balance": 3600.0})
 
 
 class RoutingConfig(_Strict):
@@ -143,6 +149,11 @@ class MeteringConfig(_Strict):
     auto_migrate: bool = True
     retry_max: float = Field(default=10.0, gt=0)  # longest wait between database retries
     insert_timeout: float = Field(default=10.0, gt=0)
+    # Each row also goes to an append-only journal in spool_path before the response ends,
+    # so kill -9 loses nothing (gateway/metering/journal.py). fsync: off (page cache: a
+    # process crash loses nothing, a power cut may), interval (once a batch), always.
+    journal: bool = True
+    journal_fsync: Literal["off", "interval", "always"] = "interval"
 
 
 class AnthropicConfig(_Strict):
@@ -187,6 +198,34 @@ class ResponsesConfig(_Strict):
     prune_interval: float = Field(default=3600.0, gt=0)
 
 
+class ShutdownConfig(_Strict):
+    """SIGTERM's graceful drain (gateway/core/drain.py). `drain_seconds` is above the longest
+    expected reasoning call; Kubernetes' terminationGracePeriodSeconds must cover preStop +
+    drain_seconds + cut_grace + the usage writer's last flush (deploy/kubernetes)."""
+
+    drain_seconds: float = Field(default=900.0, ge=0)
+    cut_grace: float = Field(default=5.0, gt=0)  # for cut calls to send their errors
+    retry_after: int = Field(default=5, ge=0)  # told to requests refused during the drain
+
+
+class RedisConfig(_Strict):
+    """The request path's Redis client (gateway/limits/redislink.py)."""
+
+    timeout: float = Field(default=0.25, gt=0)  # per command; then Redis counts as down
+    probe_interval: float = Field(default=1.0, gt=0)  # while down
+    # While Redis is down each process admits limit / replicas; None: the count of live
+    # processes last seen through Redis heartbeats.
+    replicas: int | None = Field(default=None, ge=1)
+
+
+class ConnectionsConfig(_Strict):
+    """Client connections (gateway/serving.py): a connection must finish its request headers
+    within `header_timeout` seconds; beyond `max_connections` open ones, new ones get a 503."""
+
+    header_timeout: float = Field(default=10.0, ge=0)  # 0: no limit
+    max_connections: int = Field(default=10_000, ge=1)
+
+
 class GatewayConfig(_Strict):
     master_key: SecretStr | None = None
     database_url: SecretStr | None = None
@@ -207,20 +246,28 @@ class GatewayConfig(_Strict):
     anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     ollama_api: OllamaApiConfig = Field(default_factory=OllamaApiConfig)
+    shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
+    connections: ConnectionsConfig = Field(default_factory=ConnectionsConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
+        problems: list[str] = []  # every bad reference at once, each with a suggestion
         for name, alias in self.aliases.items():
             if alias.model not in self.models:
-                raise ValueError(f"aliases.{name}.model: unknown model {alias.model!r}")
+                problems.append(f"aliases.{name}.model: unknown model {alias.model!r}"
+                                + did_you_mean(alias.model, self.models))
         for model, route in self.routes.items():
             if model not in self.models:
-                raise ValueError(f"routes.{model}: unknown model {model!r}")
+                problems.append(f"routes.{model}: unknown model {model!r}"
+                                + did_you_mean(model, self.models))
             for i, target in enumerate(route.targets):
                 if target.provider not in self.providers:
-                    raise ValueError(
+                    problems.append(
                         f"routes.{model}[{i}].provider: unknown provider {target.provider!r}"
-                    )
+                        + did_you_mean(target.provider, self.providers))
+        if problems:
+            raise ValueError("\n".join(problems))
         from gateway.db.engine import async_url
         from gateway.metering.prices import PriceBook
 
@@ -233,9 +280,6 @@ class GatewayConfig(_Strict):
         return {name: p for name, p in self.providers.items() if p.usable}
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
     """Build the configuration from defaults, the YAML file at `path`, and `env`."""
     env = os.environ if env is None else env
@@ -245,13 +289,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        user = _read_yaml_text(_expand_env(text, env), source=str(path))
+        user, missing = envexpand.expand(_read_yaml_text(text, source=str(path)), env)
+        if missing:
+            raise ConfigError(f"{path}: {envexpand.describe(missing)}")
         merged = _merge(merged, user)
     _apply_env(merged, env)
     try:
         return GatewayConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe(exc, GatewayConfig)) from None
 
 
 def _read_yaml_text(text: str, source: str = "defaults") -> dict[str, Any]:
@@ -262,16 +308,6 @@ def _read_yaml_text(text: str, source: str = "defaults") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     return data
-
-
-def _expand_env(text: str, env: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise ConfigError(f"config refers to ${{{name}}}, which is not set in the environment")
-        return env[name]
-
-    return _ENV_REF.sub(replace, text)
 
 
 def _merge(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
@@ -308,11 +344,3 @@ def _apply_env(merged: dict[str, Any], env: Mapping[str, str]) -> None:
             provider["api_key"] = env[key_var]
         if url_var and env.get(url_var):
             provider["base_url"] = env[url_var]
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = ["invalid configuration:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)

@@ -142,6 +142,7 @@ class UpstreamError(GatewayError):
         param: str | None = None,
         retry_after: float | None = None,
         retryable: bool | None = None,
+        quota: str | None = None,
     ) -> None:
         status = (
             _CLIENT_STATUS_FOR_UPSTREAM.get(upstream_status, 502)
@@ -154,6 +155,9 @@ class UpstreamError(GatewayError):
         self.provider = provider
         self.upstream_status = upstream_status
         self.retry_after = retry_after
+        # The provider account is out of quota ("session" / "weekly" usage limit, "balance"):
+        # failover takes the account out for long, not for a Retry-After.
+        self.quota = quota
         self.retryable = (
             retryable
             if retryable is not None

@@ -9,7 +9,8 @@ Several worker processes: when `PROMETHEUS_MULTIPROC_DIR` is set (`gateway serve
 sets it), prometheus-client keeps values in shared files and `/metrics` merges every worker's.
 
 Label sets stay bounded: canonical model names, provider names, the client API (a handful of
-surfaces) and fixed status words only; never request ids, keys or client-supplied strings.
+surfaces), the thinking mode (off / low / high / max) and fixed status words only; never
+request ids, keys or client-supplied strings.
 `reason` is set only for refusals (status `refused`), from the gateway's own small set of codes;
 an upstream's error codes are unbounded and never become a label. A call refused before its
 model was resolved counts under model "none", like a call no provider served counts under
@@ -64,8 +65,9 @@ class GatewayMetrics:
         own = None if self.multiprocess else self.registry
         self.requests = Counter(
             "gateway_requests",
-            "Calls by client API and outcome; `reason` is the refusal code for status refused.",
-            ["api", "model", "provider", "status", "reason"], registry=own)
+            "Calls by client API, thinking mode and outcome; `reason` is the refusal code for "
+            "status refused.",
+            ["api", "model", "provider", "status", "reason", "thinking"], registry=own)
         self.duration = Histogram(
             "gateway_request_duration_seconds", "Time from request to the end of the answer.",
             ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=own)
@@ -73,8 +75,9 @@ class GatewayMetrics:
             "gateway_time_to_first_token_seconds", "Time from request to the first token.",
             ["model", "provider"], buckets=_TTFT_BUCKETS, registry=own)
         self.tokens = Counter(
-            "gateway_tokens", "Tokens by type: prompt, cache_hit, completion, reasoning.",
-            ["model", "provider", "type"], registry=own)
+            "gateway_tokens", "Tokens by type (prompt, cache_hit, completion, reasoning) and "
+            "thinking mode.",
+            ["model", "provider", "type", "thinking"], registry=own)
         self.cost = Counter(
             "gateway_cost_usd", "Metered cost in US dollars.",
             ["model", "provider"], registry=own)
@@ -122,11 +125,13 @@ class GatewayMetrics:
         model = event.model or NONE
         api = event.api or NONE
         series = self._series
+        mode = _mode(event.thinking)
         if status == REFUSED:  # nothing was served: a count, never a latency or a token
-            series(self.requests, api, model, NONE, status, self._reason(event.error_type)).inc()
+            series(self.requests, api, model, NONE, status, self._reason(event.error_type),
+                   mode).inc()
             return
         provider = event.provider or NONE
-        series(self.requests, api, model, provider, status, "").inc()
+        series(self.requests, api, model, provider, status, "", mode).inc()
         for attempt_provider, outcome in event.attempts:
             series(self.attempts, attempt_provider, outcome).inc()
         if event.provider is None:
@@ -139,17 +144,25 @@ class GatewayMetrics:
         usage = event.usage
         if usage is not None:
             tokens = self.tokens
-            series(tokens, model, provider, "prompt").inc(usage.prompt_tokens)
-            series(tokens, model, provider, "completion").inc(usage.completion_tokens)
+            series(tokens, model, provider, "prompt", mode).inc(usage.prompt_tokens)
+            series(tokens, model, provider, "completion", mode).inc(usage.completion_tokens)
             if usage.cache_hit_tokens:
-                series(tokens, model, provider, "cache_hit").inc(usage.cache_hit_tokens)
+                series(tokens, model, provider, "cache_hit", mode).inc(usage.cache_hit_tokens)
             if usage.reasoning_tokens:
-                series(tokens, model, provider, "reasoning").inc(usage.reasoning_tokens)
+                series(tokens, model, provider, "reasoning", mode).inc(usage.reasoning_tokens)
         if event.cost_usd:
             series(self.cost, model, provider).inc(event.cost_usd)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+_MODES = frozenset({"off", "low", "high", "max"})
+
+
+def _mode(thinking: str) -> str:
+    """The thinking mode as a label: one of four words, "none" before a call was parsed."""
+    return thinking if thinking in _MODES else NONE
 
 
 class _StateCollector(Collector):
@@ -169,5 +182,22 @@ class _StateCollector(Collector):
             provider, _, model = key.partition("/")
             breaker.add_metric([provider, model], _BREAKER_VALUE[self._board.state(key)])
         yield breaker
+        cooling = GaugeMetricFamily(
+            "gateway_target_cooldown_seconds",
+            "Seconds a target still takes no traffic: an upstream's Retry-After, a refused key "
+            "or an account out of quota (shared across replicas through Redis).",
+            labels=["provider", "upstream_model"])
+        for key in self._keys:
+            provider, _, model = key.partition("/")
+            cooling.add_metric([provider, model], self._board.in_cooldown(key))
+        yield cooling
+        quota = GaugeMetricFamily(
+            "gateway_provider_quota_cooldown_seconds",
+            "Seconds an account out of quota (session / weekly usage limit, balance) is still "
+            "taken out, as this process saw it run out.",
+            labels=["provider", "quota"])
+        for name, (kind, left) in sorted(self._board.quota_cooldowns().items()):
+            quota.add_metric([name, kind], left)
+        yield quota
         for name, documentation, probe in self.extra:
             yield GaugeMetricFamily(name, documentation, value=probe())

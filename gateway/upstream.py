@@ -55,13 +55,17 @@ class UpstreamClient:
     # Each call maps failures with a plain try/except (not a context manager): this is the
     # hot path, and a generator-based context manager costs measurable time per request.
 
-    async def send(self, provider: Provider, payload: bytes) -> aiohttp.ClientResponse:
-        """POST a chat request; returns the response with its body unread."""
+    async def send(self, provider: Provider, payload: bytes,
+                   extra_headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        """POST a chat request; returns the response with its body unread. `extra_headers`:
+        the attempt's trace context, when tracing is on."""
         if self._session is None:
             raise RuntimeError("UpstreamClient.start() was not awaited")
+        headers = provider.headers if extra_headers is None else {**provider.headers,
+                                                                  **extra_headers}
         try:
             return await self._session.post(
-                provider.url, data=payload, headers=provider.headers,
+                provider.url, data=payload, headers=headers,
                 timeout=self._timeout(provider),
             )
         except _TRANSPORT_ERRORS as exc:

@@ -7,7 +7,6 @@ sees it in DeepSeek's dialect; the usage event carries it to metering and metric
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -69,7 +68,7 @@ class UsageEvent:
     model: str
     thinking: str
     stream: bool
-    status: str  # ok | error | interrupted | client_cancelled | refused
+    status: str  # ok | error | interrupted | client_cancelled | refused | shutdown
     provider: str | None = None
     upstream_model: str | None = None
     usage: Usage | None = None
@@ -82,7 +81,8 @@ class UsageEvent:
     latency_s: float = 0.0
     ttft_s: float | None = None
     overhead_s: float | None = None
-    cost_usd: float | None = None
+    cost_usd: float | None = None  # what was billed: the provider's reported cost, else the book's
+    book_cost_usd: float | None = None  # the price book's figure, kept beside a reported cost
     principal: Principal | None = None  # whose limits and budgets this request is charged to
     api: str = "openai.chat"  # the surface that served the call (gateway/surfaces)
 
@@ -102,17 +102,3 @@ class FanOutSink:
     def record(self, event: UsageEvent) -> None:
         for sink in self._sinks:
             sink.record(event)
-
-
-class LogUsageSink:
-    """Default sink until metering lands: one debug log line per request."""
-
-    def __init__(self) -> None:
-        self._log = logging.getLogger("gateway.usage")
-
-    def record(self, event: UsageEvent) -> None:
-        if self._log.isEnabledFor(logging.DEBUG):
-            self._log.debug(
-                "request %s model=%s provider=%s status=%s attempts=%s",
-                event.request_id, event.model, event.provider, event.status, event.attempts,
-            )

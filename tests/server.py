@@ -15,6 +15,7 @@ from typing import Self
 import uvicorn
 from starlette.types import ASGIApp
 
+from gateway.serving import GuardedHttpTools
 from gateway.usage import UsageEvent
 
 
@@ -40,7 +41,7 @@ class GatewayServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning",
+        config = uvicorn.Config(app, loop="uvloop", http=GuardedHttpTools, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)

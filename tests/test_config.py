@@ -73,7 +73,8 @@ routes:
         ("routing:\n  breaker: {failure_ratio: 2}", "routing.breaker.failure_ratio"),
         ("colour: blue", "colour"),
         ("- just\n- a list", "top level must be a mapping"),
-        ("key: ${NOT_SET_ANYWHERE}", "NOT_SET_ANYWHERE"),
+        ("master_key: ${NOT_SET_ANYWHERE:?}", "NOT_SET_ANYWHERE"),
+        ("host: http://${NOT_SET_EITHER}", "NOT_SET_EITHER"),
     ],
 )
 def test_bad_config_is_refused_naming_the_field(
@@ -89,3 +90,49 @@ def test_bad_config_is_refused_naming_the_field(
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.yaml", env={})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line"),
+    [
+        ("routes:\n  deepseek-v4-flash:\n    - provider: deepseeek",
+         "  routes.deepseek-v4-flash[0].provider: unknown provider 'deepseeek' "
+         "(did you mean 'deepseek'?)"),
+        ("provider:\n  deepseek: {}", "  provider: unknown field (did you mean 'providers'?)"),
+        ("routing:\n  max_attempt: 2",
+         "  routing.max_attempt: unknown field (did you mean 'max_attempts'?)"),
+        ("providers:\n  deepseek:\n    timeout: {connect: 1}",
+         "  providers.deepseek.timeout: unknown field (did you mean 'timeouts'?)"),
+        ("providers:\n  deepseek:\n    timeouts: {conect: 1}",
+         "  providers.deepseek.timeouts.conect: unknown field (did you mean 'connect'?)"),
+        ("aliases:\n  fast: {model: deepseek-v4-flsh}",
+         "  aliases.fast.model: unknown model 'deepseek-v4-flsh' "
+         "(did you mean 'deepseek-v4-flash'?)"),
+        ("routes:\n  deepseek-v4-pr: [{provider: deepseek}]",
+         "  routes.deepseek-v4-pr: unknown model 'deepseek-v4-pr' "
+         "(did you mean 'deepseek-v4-pro'?)"),
+        ("zzz_nothing: 1", "  zzz_nothing: unknown field"),
+    ],
+)
+def test_errors_name_the_field_plainly_and_suggest_a_name(
+    tmp_path: Path, yaml_text: str, line: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    text = str(info.value)
+    assert line in text.splitlines(), text
+    assert "Value error" not in text and "(top level)" not in text
+
+
+def test_every_bad_reference_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("aliases:\n  a: {model: nope}\nroutes:\n  deepseek-v4-flash:\n"
+                    "    - provider: one\n    - provider: two\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    text = str(info.value)
+    assert "aliases.a.model" in text
+    assert "[0].provider: unknown provider 'one'" in text
+    assert "[1].provider: unknown provider 'two'" in text

@@ -11,21 +11,24 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from typing import Any, cast
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.json import json_response
 from gateway.db.queries import GROUP_BYS, GroupBy
+from gateway.db.store import REPORT_TIMEOUT, ReportTimeout
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.keys.manager import KeyManager
 from gateway.keys.records import KeyRecord, TeamRecord
 from gateway.keys.specs import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, parse
 from gateway.metering.writer import MeteringWriter
 from gateway.state import GatewayState
+from gateway.surfaces.body import json_value
 
 _API_MAX = 32  # the usage table's `api` column
+_PARAM_MAX = 256
+_BODY_MAX = 1 << 20  # admin bodies are a few fields and some metadata
 
 
 async def usage(request: Request) -> Response:
@@ -35,6 +38,7 @@ async def usage(request: Request) -> Response:
     means its midnight. `api` (e.g. `anthropic.messages`) keeps only calls served by it."""
     state: GatewayState = request.app.state.gateway
     await state.auth.require_admin(request)
+    _plain(request)
     writer: MeteringWriter | None = request.app.state.metering
     if writer is None:
         raise GatewayError("Metering is disabled on this gateway.", status=503,
@@ -50,6 +54,11 @@ async def usage(request: Request) -> Response:
         raise InvalidRequest(f"api: at most {_API_MAX} characters", param="api")
     try:
         rows = await writer.store.report(cast(GroupBy, group_by), start, end, api)
+    except ReportTimeout:
+        raise GatewayError(
+            f"The usage report took longer than {REPORT_TIMEOUT:g} s (the database is slow or "
+            "busy); try a shorter range or again later.", status=503, code="report_timeout",
+            headers={"retry-after": "10"}) from None
     except Exception:
         raise GatewayError("The usage database is unavailable.", status=503,
                            code="database_unavailable") from None
@@ -62,17 +71,41 @@ async def usage(request: Request) -> Response:
     })
 
 
+# Dates a report may ask about: far enough to mean "everything", near enough that the
+# arithmetic on them (UTC offsets, a day added) never leaves Python's calendar.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
+    if "\x00" in value or len(value) > 64:
+        raise InvalidRequest(f"{name}: expected an ISO date or datetime", param=name)
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = datetime.combine(date.fromisoformat(value), time(), UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidRequest(f"{name}: expected an ISO date or datetime",
                              param=name) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not EARLIEST <= parsed <= LATEST:
+        raise InvalidRequest(f"{name}: must be between {EARLIEST.date()} and {LATEST.date()}",
+                             param=name)
+    return parsed
+
+
+def _plain(request: Request) -> None:
+    """Path and query values reach SQL as text: a NUL (`%00`) or a huge value is bad input
+    (400), never a database error that looks like an outage (503)."""
+    for where, params in (("path", request.path_params), ("query", request.query_params)):
+        for name, value in params.items():
+            if isinstance(value, str) and ("\x00" in value or len(value) > _PARAM_MAX):
+                raise InvalidRequest(
+                    f"{name}: invalid {where} value (NUL, or over {_PARAM_MAX} characters)",
+                    param=name)
 
 
 # ---- keys and teams -------------------------------------------------------------------------
@@ -87,6 +120,7 @@ def _keys_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
         await state.auth.require_admin(request)
+        _plain(request)
         if state.keys is None:
             raise GatewayError(
                 "Gateway keys need a database, and metering is disabled on this gateway "
@@ -104,10 +138,11 @@ def _keys_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _body(request: Request) -> Any:
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
+    raw = await request.body()
+    if len(raw) > _BODY_MAX:
+        raise InvalidRequest(f"The request body is larger than {_BODY_MAX} bytes.",
+                             status=413, code="request_too_large")
+    return json_value(raw)
 
 
 def _key(record: KeyRecord) -> dict[str, Any]:

@@ -24,13 +24,15 @@ RawHeaders = list[tuple[bytes, bytes]]
 class RequestHeaders:
     """The few request headers the hot path reads, found in one pass."""
 
-    __slots__ = ("api_key", "authorization", "content_length", "pinned", "request_id")
+    __slots__ = ("api_key", "authorization", "content_length", "pinned", "request_id",
+                 "traceparent")
 
     def __init__(self, scope: Scope, new_id: Callable[[], str]) -> None:
         self.authorization: str | None = None
         self.api_key: str | None = None
         self.content_length: int | None = None
         self.pinned: str | None = None
+        self.traceparent: str | None = None  # W3C trace context (used when tracing is on)
         request_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -43,6 +45,8 @@ class RequestHeaders:
                 self.pinned = value.decode("latin-1")
             elif name == b"x-api-key":
                 self.api_key = value.decode("latin-1")
+            elif name == b"traceparent":
+                self.traceparent = value.decode("latin-1")
         self.request_id = request_id or new_id()
 
 
@@ -121,13 +125,15 @@ async def send_whole_event_stream(
 async def send_event_stream(
     scope: Scope, receive: Receive, send: Send, chunks: AsyncIterator[bytes],
     headers: Iterable[tuple[bytes, bytes]], content_type: bytes = _SSE[1],
+    on_cut: Callable[[], bytes | None] | None = None,
 ) -> None:
     """Relay `chunks` as a streamed body (SSE, or NDJSON for Ollama's API). A client that
     hangs up cancels the relay (and so the upstream request): a watcher on `receive` cancels
-    this task on `http.disconnect`."""
+    this task on `http.disconnect`. Any other cancellation asks `on_cut` for the bytes that
+    end the stream (a shutdown's error event); None lets the cancellation go on."""
     task = asyncio.current_task()
     assert task is not None
-    state = {"finished": False, "hung_up": False}
+    state = {"finished": False, "hung_up": False, "started": False}
 
     def on_message(done: asyncio.Future[Message]) -> None:
         if done.cancelled() or done.exception() is not None or state["finished"]:
@@ -141,14 +147,20 @@ async def send_event_stream(
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", content_type), _NO_CACHE, *headers]})
+        state["started"] = True
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         state["finished"] = True
         await send({"type": "http.response.body", "body": b""})
     except asyncio.CancelledError:
-        if not state["hung_up"]:
+        if state["hung_up"]:
+            task.uncancel()
+            return
+        tail = on_cut() if on_cut is not None and state["started"] else None
+        if tail is None:
             raise
-        task.uncancel()
+        state["finished"] = True
+        await send({"type": "http.response.body", "body": tail})
     finally:
         state["finished"] = True
         watcher.cancel()

@@ -23,15 +23,23 @@ async def metrics(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: the upstream pool is open and at least one provider can serve traffic."""
+    """Ready: the upstream pool is open, at least one provider can serve traffic, and the
+    process is not draining for shutdown."""
     state: GatewayState = request.app.state.gateway
     providers = sorted(state.config.usable_providers())
     checks = {
         "upstream_client": state.client.started,
         "providers": bool(providers),
+        "not_draining": not request.app.state.drain.draining,  # SIGTERM: 503 at once
     }
     ready = all(checks.values())
+    board = state.board
+    cooling = {t.key: round(board.in_cooldown(t.key), 1) for t in state.routes.all_targets()
+               if board.in_cooldown(t.key) > 0}
+    out_of_quota = {name: {"quota": kind, "seconds_left": round(left, 1)}
+                    for name, (kind, left) in sorted(board.quota_cooldowns().items())}
     return json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks, "providers": providers},
+        {"status": "ready" if ready else "not_ready", "checks": checks, "providers": providers,
+         "cooling_down": cooling, "out_of_quota": out_of_quota},
         status=200 if ready else 503,
     )

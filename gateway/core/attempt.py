@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -21,6 +22,9 @@ from gateway.providers.stream import StreamDecoder, sse_batches
 from gateway.routing.policy import Target
 from gateway.thinking import Thinking
 from gateway.upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
 
 # Once a stream is complete, wait this long for the upstream to end its body so the pooled
 # connection can be reused; a provider that lingers loses its connection instead.
@@ -67,16 +71,49 @@ class OpenStream:
 
 
 class Attempter:
-    def __init__(self, client: UpstreamClient) -> None:
+    def __init__(self, client: UpstreamClient, tracing: Tracing | None = None) -> None:
         self._client = client
+        self._tracing = tracing  # None: no span, no header, nothing spent
+
+    async def complete(self, target: Target, call: Call) -> Answer:
+        if self._tracing is None:
+            return await self._complete(target, call, None)
+        span, headers = self._start_span(self._tracing, target, call)
+        try:
+            answer = await self._complete(target, call, headers)
+        except BaseException as exc:
+            self._tracing.end_attempt(span, exc)
+            raise
+        self._tracing.end_attempt(span, None)
+        return answer
+
+    async def open_stream(self, target: Target, call: Call) -> OpenStream:
+        """Connect and read up to the first token, so failure before it can fail over (the
+        attempt's span ends there: what follows is the call's)."""
+        if self._tracing is None:
+            return await self._open_stream(target, call, None)
+        span, headers = self._start_span(self._tracing, target, call)
+        try:
+            opened = await self._open_stream(target, call, headers)
+        except BaseException as exc:
+            self._tracing.end_attempt(span, exc)
+            raise
+        self._tracing.end_attempt(span, None)
+        return opened
+
+    @staticmethod
+    def _start_span(tracing: Tracing, target: Target, call: Call) -> tuple[Any, dict[str, str]]:
+        provider = target.provider
+        return tracing.start_attempt(provider.name, provider.config.kind, call.model.canonical,
+                                     target.upstream_model)
 
     async def _send(self, target: Target, call: Call, thinking: Thinking,
-                    stream: bool) -> aiohttp.ClientResponse:
+                    stream: bool, headers: dict[str, str] | None) -> aiohttp.ClientResponse:
         """POST the call in the target's dialect; an error status is raised as the provider's
         error (the response is then released)."""
         provider = target.provider
         payload = provider.build_payload(call, target.upstream_model, thinking, stream)
-        response = await self._client.send(provider, payload)
+        response = await self._client.send(provider, payload, headers)
         if response.status >= 300:
             try:
                 raw = await self._client.read_error(provider, response)
@@ -85,10 +122,11 @@ class Attempter:
             raise provider.error_from_response(response.status, raw, response.headers)
         return response
 
-    async def complete(self, target: Target, call: Call) -> Answer:
+    async def _complete(self, target: Target, call: Call,
+                        headers: dict[str, str] | None) -> Answer:
         provider = target.provider
         thinking = target.thinking_for(call.thinking)
-        response = await self._send(target, call, thinking, False)
+        response = await self._send(target, call, thinking, False, headers)
         try:
             raw = await self._client.read(provider, response)
         finally:
@@ -99,11 +137,11 @@ class Attempter:
             raise provider.invalid_answer("the upstream answer is not JSON") from None
         return provider.translate_answer(data, call.model.canonical, thinking)
 
-    async def open_stream(self, target: Target, call: Call) -> OpenStream:
-        """Connect and read up to the first token, so failure before it can fail over."""
+    async def _open_stream(self, target: Target, call: Call,
+                           headers: dict[str, str] | None) -> OpenStream:
         provider = target.provider
         thinking = target.thinking_for(call.thinking)
-        response = await self._send(target, call, thinking, True)
+        response = await self._send(target, call, thinking, True, headers)
         try:
             decoder = StreamDecoder(provider, call.model.canonical, thinking)
             batches = sse_batches(self._client.chunks(provider, response))

@@ -10,6 +10,7 @@ proxying work (bench/RESULTS.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
@@ -26,14 +27,17 @@ from gateway.api.asgi import (
 )
 from gateway.auth import KeyAuthenticator
 from gateway.core.dispatch import AllTargetsFailed, Dispatcher
+from gateway.core.drain import Drain
 from gateway.core.record import CallRecord
 from gateway.core.relay import Relay
 from gateway.core.surface import AnswersOtherMethods, PreparesCalls, Surface
 from gateway.errors import GatewayError
 from gateway.limits.admission import Admission
 from gateway.metrics import GatewayMetrics
+from gateway.models import check_output_limit
 from gateway.routing.failover import Attempts
 from gateway.routing.policy import Target
+from gateway.tracing import Tracing
 from gateway.usage import UsageSink
 
 log = logging.getLogger("gateway")
@@ -44,8 +48,11 @@ class Pipeline:
 
     def __init__(self, surface: Surface, *, auth: KeyAuthenticator, max_body_bytes: int,
                  admission: Admission, dispatcher: Dispatcher, sink: UsageSink,
-                 metrics: GatewayMetrics, new_id: RequestIds) -> None:
+                 metrics: GatewayMetrics, new_id: RequestIds, drain: Drain | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.surface = surface
+        self._tracing = tracing  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+        self._drain = drain or Drain(0)
         self.paths = surface.paths | surface.local_paths.keys()
         self._auth = auth
         self._max_body = max_body_bytes
@@ -67,9 +74,16 @@ class Pipeline:
         headers = RequestHeaders(scope, self._new_id)
         surface = self.surface
         record = CallRecord(self._sink, surface.api, headers.request_id)
+        tracing = self._tracing
+        span = tracing.start_call(surface.api, headers.traceparent) if tracing else None
         started = False
         self._in_flight.inc()
+        drain = self._drain
+        task = drain.enter()
+        relay: Relay | None = None
         try:
+            if drain.draining:
+                raise drain.refusal()
             client = scope.get("client")
             principal = await self._auth.authenticate(
                 headers.authorization, headers.api_key, client[0] if client else None)
@@ -77,6 +91,7 @@ class Pipeline:
             raw = await read_body(receive, headers.content_length, self._max_body)
             call = surface.parse(raw)
             record.describe(call)
+            check_output_limit(call.model, call.params)  # the model's, for every provider
             extra = await self._admission.admit(
                 principal, call.model.canonical, call.requested_model)
             if self._prepare is not None:
@@ -86,7 +101,7 @@ class Pipeline:
                 record.served_by(streamed.target, streamed.attempts)
                 started = True
                 extra.update(_served_by(streamed.target, streamed.attempts))
-                relay = Relay(streamed, surface.stream_renderer(call), record)
+                relay = Relay(streamed, surface.stream_renderer(call), record, drain)
                 response_headers = header_list(headers.request_id, extra)
                 if streamed.result.complete:
                     await send_whole_event_stream(
@@ -94,7 +109,8 @@ class Pipeline:
                     return
                 try:
                     await send_event_stream(scope, receive, send, relay.chunks(),
-                                            response_headers, surface.stream_content_type)
+                                            response_headers, surface.stream_content_type,
+                                            on_cut=relay.cut_by(drain))
                 finally:
                     relay.abandon()  # a no-op when the relay ran to its end
                 return
@@ -123,8 +139,21 @@ class Pipeline:
             record.abandoned(reason="internal_error")
             if not started:
                 await self._send_error(send, _internal(headers.request_id), headers.request_id)
+        except asyncio.CancelledError:
+            if not drain.uncancel_if_cut():
+                raise
+            # The drain's deadline: this call gets a proper error and a `shutdown` row.
+            cut = drain.cut_error()
+            if relay is not None:
+                relay.cut(cut)
+            record.abandoned("shutdown", reason=cut.reason)
+            if not started:
+                await self._send_error(send, cut, headers.request_id)
         finally:
             record.abandoned("client_cancelled")
+            if tracing is not None:
+                tracing.end_call(span, record.event)
+            drain.leave(task)
             self._in_flight.dec()
 
     async def answer_route(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -34,6 +34,11 @@ class CallRecord:
     def open(self) -> bool:
         return self._sink is not None
 
+    @property
+    def event(self) -> UsageEvent:
+        """The call's event (complete once the record is closed): for its trace span."""
+        return self._event
+
     def identify(self, principal: Principal) -> None:
         event = self._event
         event.principal = principal

@@ -11,25 +11,28 @@ that has its answer never races the metering of it) and the upstream connection 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.core.attempt import OpenStream
+from gateway.core.drain import Drain
 from gateway.core.record import CallRecord, estimate_usage
 from gateway.core.surface import StreamRenderer
-from gateway.errors import UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.routing.failover import Served
 
 
 class Relay:
-    __slots__ = ("_ended", "_opened", "_record", "_renderer", "_served")
+    __slots__ = ("_cut", "_drain", "_ended", "_opened", "_record", "_renderer", "_served")
 
     def __init__(self, served: Served[OpenStream], renderer: StreamRenderer,
-                 record: CallRecord) -> None:
+                 record: CallRecord, drain: Drain | None = None) -> None:
         self._served = served
         self._opened = served.result
         self._renderer = renderer
         self._record = record
+        self._drain = drain
         self._ended = False
+        self._cut = False
 
     def render_held(self) -> bytes:
         render = self._renderer.chunk
@@ -61,6 +64,31 @@ class Relay:
             self.end("interrupted", self._opened.target.provider.cut_short(decoder.cut_short))
         else:
             self.end("ok")
+
+    def cut(self, error: GatewayError) -> bytes | None:
+        """The drain's deadline cut this stream: recorded as `shutdown` (not the provider's
+        failure, so its breaker is not charged) and the surface's error event to end it with;
+        None when the stream had already ended some other way."""
+        if self._ended and not self._cut:
+            return None
+        if not self._ended:
+            self._ended = self._cut = True
+            decoder = self._opened.decoder
+            decoder.remember_reasoning()
+            self._served.settle(None)
+            self._record.stream_ended(
+                "shutdown", decoder.usage or estimate_usage(decoder.relayed_chars),
+                decoder.first_token_at, error)
+        self._opened.close()
+        return self._renderer.error(error)
+
+    def cut_by(self, drain: Drain) -> Callable[[], bytes | None]:
+        """For the sender's `except CancelledError`: the error event when the drain cut."""
+
+        def tail() -> bytes | None:
+            return self.cut(drain.cut_error()) if drain.uncancel_if_cut() else None
+
+        return tail
 
     def abandon(self) -> None:
         """The response ended without the relay running to its end (e.g. a hang-up before the
@@ -109,7 +137,10 @@ class Relay:
             yield pending + renderer.finish(decoder.usage)
             await opened.drain()
         except (asyncio.CancelledError, GeneratorExit):
-            self.end("client_cancelled")
+            if self._drain is not None and self._drain.cutting:
+                self.cut(self._drain.cut_error())
+            else:
+                self.end("client_cancelled")
             raise
         finally:
             self.end("error")

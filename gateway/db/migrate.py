@@ -4,6 +4,7 @@ any directory and from an installed wheel: the scripts ship inside the package
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 
 from alembic import command
@@ -23,10 +24,11 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply pending migrations (idempotent; Postgres serialises concurrent callers)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
+    """Apply pending migrations (idempotent; Postgres serialises concurrent callers). Returns
+    what was done, in words, for the caller's one log line."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+        return await conn.run_sync(_upgrade, revision)
 
 
 async def pending(engine: AsyncEngine) -> bool:
@@ -35,8 +37,24 @@ async def pending(engine: AsyncEngine) -> bool:
         return await conn.run_sync(_pending)
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
+def _upgrade(connection: Connection, revision: str) -> str:
+    """Alembic's own INFO lines (seven per start) are silenced; the result says it in one."""
+    quiet = logging.getLogger("alembic")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        before = _current(connection)
+        command.upgrade(alembic_config(connection), revision)
+        after = _current(connection)
+    finally:
+        quiet.setLevel(level)
+    if before == after:
+        return f"schema current: {after or 'empty'}"
+    return f"migrated from {before or 'empty'} to {after}"
+
+
+def _current(connection: Connection) -> str:
+    return ",".join(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
 def _pending(connection: Connection) -> bool:

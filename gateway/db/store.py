@@ -19,6 +19,17 @@ from gateway.db.engine import create_engine, redacted
 
 log = logging.getLogger("gateway.metering")
 
+# One engine (pool 2 + overflow 2) serves three users with their own limits, so none can take
+# the others' connections: the writer (one insert in flight), key lookups (gateway/auth.py:
+# two at a time) and reports (one at a time, REPORT_TIMEOUT at most: six concurrent 90-day
+# pages once made a new key's first request wait 5.5 s).
+REPORT_SLOTS = 1
+REPORT_TIMEOUT = 15.0
+
+
+class ReportTimeout(Exception):
+    """A report did not finish within REPORT_TIMEOUT (or waited that long for its turn)."""
+
 
 class UsageStore:
     def __init__(self, url: str, *, auto_migrate: bool = True,
@@ -28,6 +39,7 @@ class UsageStore:
         self._auto_migrate = auto_migrate
         self._prepared = False
         self._lock = asyncio.Lock()
+        self._reports = asyncio.Semaphore(REPORT_SLOTS)
 
     @property
     def dialect(self) -> str:
@@ -41,8 +53,8 @@ class UsageStore:
             if self._prepared:
                 return
             if self._auto_migrate:
-                await migrate.upgrade(self.engine)
-                log.info("usage database ready at %s", redacted(self.url))
+                done = await migrate.upgrade(self.engine)
+                log.info("usage database ready at %s (%s)", redacted(self.url), done)
             self._prepared = True
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -51,9 +63,14 @@ class UsageStore:
             await queries.insert_rows(conn, rows)
 
     async def report(self, group_by: queries.GroupBy, start: datetime | None,
-                     end: datetime | None, api: str | None = None) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            return await queries.usage_report(conn, group_by, start, end, api)
+                     end: datetime | None, api: str | None = None,
+                     within: float = REPORT_TIMEOUT) -> list[dict[str, Any]]:
+        """Raises ReportTimeout after `within` seconds, waiting for a slot included."""
+        try:
+            async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
+                return await queries.usage_report(conn, group_by, start, end, api)
+        except TimeoutError:
+            raise ReportTimeout(f"the usage report took over {within:g} s") from None
 
     async def spend_since(self, subject: str, since: datetime) -> float:
         await self.prepare()

@@ -25,7 +25,9 @@ metadata = MetaData()
 # the call ("openai.chat", "anthropic.messages", ...); rows from before it existed were all
 # OpenAI Chat. A refused call (status "refused", its reason in `error_type`) has no provider,
 # no tokens and cost 0, and `model`/`requested_model` "" when it was refused before either was
-# known.
+# known. `cost_usd` is what was billed: the provider's own figure where it reports one
+# (`provider_cost_usd`, OpenRouter), else the price book's; `book_cost_usd` is the book's figure
+# either way, for comparison (None on rows from before revision 0005).
 usage = Table(
     "usage",
     metadata,
@@ -51,6 +53,7 @@ usage = Table(
     Column("reasoning_tokens", Integer, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("provider_cost_usd", Float),
+    Column("book_cost_usd", Float),
     Column("peak", Boolean, nullable=False, default=False),
     Column("estimated", Boolean, nullable=False, default=False),
     Column("latency_ms", Float, nullable=False, default=0.0),

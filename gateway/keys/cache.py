@@ -18,6 +18,8 @@ class Entry:
     principal: Principal | None        # None: no such key, or revoked
     expires_ts: float | None           # the key's own expiry (epoch s), checked every request
     stale_at: float                    # monotonic time after which the entry is looked up again
+    known_at: float = 0.0              # monotonic time of the lookup it came from (bounds
+                                       # how long it is served while the database is away)
 
     @property
     def valid(self) -> bool:

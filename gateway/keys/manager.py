@@ -14,7 +14,14 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.keys import tokens
 from gateway.keys.events import TEAM_PREFIX
 from gateway.keys.records import KeyRecord, TeamRecord
-from gateway.keys.specs import KeyCreate, KeyUpdate, TeamCreate, TeamUpdate, changes
+from gateway.keys.specs import (
+    EXPIRES_MAX,
+    KeyCreate,
+    KeyUpdate,
+    TeamCreate,
+    TeamUpdate,
+    changes,
+)
 from gateway.keys.store import Conflict, KeyStore
 from gateway.models import ModelCatalogue
 
@@ -150,6 +157,14 @@ class KeyManager:
         if value is None:
             return None
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # a time near the calendar's ends, with an offset
+            raise InvalidRequest("expires_at: outside the supported range",
+                                 param="expires_at") from None
         if value <= now:
             raise InvalidRequest("expires_at must be in the future.", param="expires_at")
-        return value.astimezone(UTC)
+        if value >= EXPIRES_MAX:
+            raise InvalidRequest(f"expires_at: must be before {EXPIRES_MAX.date()}",
+                                 param="expires_at")
+        return value

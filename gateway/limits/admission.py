@@ -15,16 +15,23 @@ from gateway.errors import ModelNotFound, QuotaExceeded, RateLimited
 from gateway.keys.principal import Principal
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import RateLimiter
+from gateway.limits.redislink import RedisLink
 from gateway.usage import UsageEvent
 
 log = logging.getLogger("gateway.limits")
 
 
 class Admission:
-    def __init__(self, limiter: RateLimiter, budgets: BudgetTracker) -> None:
+    def __init__(self, limiter: RateLimiter, budgets: BudgetTracker,
+                 link: RedisLink | None = None) -> None:
         self.limiter = limiter
         self.budgets = budgets
+        self.link = link  # the Redis both share, with its breaker (owned here)
         self._charges: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self.link is not None:
+            self.link.start()
 
     async def admit(self, principal: Principal, model: str, requested: str) -> dict[str, str]:
         """Raise if the request may not go ahead; else the x-ratelimit-* headers to send."""
@@ -77,3 +84,5 @@ class Admission:
             await asyncio.gather(*self._charges, return_exceptions=True)
         await self.limiter.close()
         await self.budgets.close()
+        if self.link is not None:
+            await self.link.close()

@@ -4,7 +4,9 @@ Checked before the upstream call against the running spend, charged after from t
 cost. The running spend starts, for each period, from what the usage table says was already
 spent (so a restart forgets nothing) and then grows in Redis (shared by every process, one
 INCRBYFLOAT per charge) or in-process without Redis. A request that starts under the cap may
-end a little over it; the next one is refused.
+end a little over it; the next one is refused. While Redis is down (gateway/limits/redislink.py)
+the spend goes on from the last value seen there, and what is charged meanwhile is added to
+Redis when it returns.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
 from gateway.keys.principal import Budget, Period
+from gateway.limits.redislink import FAILURES, RedisLink
 
 log = logging.getLogger("gateway.limits")
 
@@ -58,20 +58,20 @@ def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime, st
 
 class BudgetTracker:
     def __init__(
-        self, redis_url: str | None, load_spend: SpendLoader,
+        self, redis_url: str | RedisLink | None, load_spend: SpendLoader,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._load = load_spend
         self._clock = clock
-        self._redis = (
-            redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            if redis_url else None
-        )
-        self._local: dict[str, float] = {}
+        self._owns_link = isinstance(redis_url, str)
+        self._link = RedisLink(redis_url) if isinstance(redis_url, str) else redis_url
+        self._local: dict[str, float] = {}  # without Redis: the whole spend
+        self._seen: dict[str, float] = {}  # with Redis: its last value
+        self._unsent: dict[str, float] = {}  # charged while Redis was down
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        if self._link is not None and self._owns_link:
+            await self._link.close()
 
     async def check(self, budgets: Sequence[Budget]) -> Exhausted | None:
         """The first exhausted budget among `budgets`, or None if all have room."""
@@ -91,28 +91,36 @@ class BudgetTracker:
             start, _, period_id = period_bounds(budget.period, now)
             await self._spent(budget.subject, period_id, start)  # make sure it is seeded
             name = _key(budget.subject, period_id)
-            if self._redis is not None:
+            if self._link is None:
+                self._local[name] = self._local.get(name, 0.0) + usd
+                continue
+            if self._link.up:
+                amount = usd + self._unsent.get(name, 0.0)
                 try:
-                    await self._redis.incrbyfloat(name, usd)
+                    self._seen[name] = float(await self._link.client.incrbyfloat(name, amount))
+                    self._unsent.pop(name, None)
                     continue
-                except (RedisError, OSError) as exc:
-                    log.warning("Redis unavailable for budgets, counting in-process: %s",
-                                type(exc).__name__)
-            self._local[name] = self._local.get(name, 0.0) + usd
+                except FAILURES as exc:
+                    self._link.failed(exc, "charging a budget")
+            self._unsent[name] = self._unsent.get(name, 0.0) + usd
 
     async def _spent(self, subject: str, period_id: str, start: datetime) -> float:
         name = _key(subject, period_id)
-        if self._redis is not None:
-            try:
-                value = await self._redis.get(name)
-                if value is None:
-                    seed = await self._load(subject, start)
-                    await self._redis.set(name, seed, nx=True, ex=_TTL_SECONDS)
-                    value = await self._redis.get(name)
-                return float(value or 0.0) + self._local.get(name, 0.0)
-            except (RedisError, OSError) as exc:
-                log.warning("Redis unavailable for budgets, counting in-process: %s",
-                            type(exc).__name__)
+        if self._link is not None:
+            if self._link.up:
+                try:
+                    value = await self._link.client.get(name)
+                    if value is None:
+                        seed = await self._load(subject, start)
+                        await self._link.client.set(name, seed, nx=True, ex=_TTL_SECONDS)
+                        value = await self._link.client.get(name)
+                    self._seen[name] = float(value or 0.0)
+                    return self._seen[name] + self._unsent.get(name, 0.0)
+                except FAILURES as exc:
+                    self._link.failed(exc, "reading a budget")
+            if name not in self._seen:
+                self._seen[name] = await self._load(subject, start)
+            return self._seen[name] + self._unsent.get(name, 0.0)
         if name not in self._local:
             self._local[name] = await self._load(subject, start)
         return self._local[name]

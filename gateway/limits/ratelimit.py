@@ -7,7 +7,10 @@ team's): it is admitted only if every one has room, and then it counts against a
 Tokens are only known when the answer ends, so they are charged afterwards; a limit whose token
 budget for the minute is spent refuses new requests until the next minute.
 
-Without Redis (or while it is down) the same rules run in-process.
+Without Redis the same rules run in-process. While Redis is down (gateway/limits/redislink.py:
+skipped, never waited on) each process goes on from the counts it last saw there, and lets
+through only its share of what was left: `(limit - seen) / replicas`, the live replicas last
+counted through Redis, so a key gets about its limit across the cluster, not one per process.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
+from gateway.limits.redislink import FAILURES, RedisLink
 
 log = logging.getLogger("gateway.limits")
 
@@ -74,20 +76,25 @@ class Decision:
 class RateLimiter:
     """Checks and counts requests; charges tokens. Redis when given a URL, else in-process."""
 
-    def __init__(self, redis_url: str | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis_url: str | RedisLink | None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._redis = (
-            redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            if redis_url else None
-        )
-        self._admit_script = self._redis.register_script(_ADMIT) if self._redis else None
+        self._owns_link = isinstance(redis_url, str)
+        self._link = RedisLink(redis_url) if isinstance(redis_url, str) else redis_url
+        self._admit_script = (self._link.client.register_script(_ADMIT)
+                              if self._link is not None else None)
         self._local: dict[str, int] = {}
         self._local_window = -1
-        self._redis_ok = True
+        # The last counts Redis reported this window: where local counting starts from.
+        self._seen: dict[str, int] = {}
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        if self._link is not None and self._owns_link:
+            await self._link.close()
+
+    @property
+    def _redis_up(self) -> bool:
+        return self._link is not None and self._link.up
 
     async def admit(self, limits: Sequence[Limit]) -> Decision:
         """Admit and count one request against every limit, or refuse it."""
@@ -97,7 +104,7 @@ class RateLimiter:
         now = self._clock()
         window = int(now // WINDOW_SECONDS)
         reset = (window + 1) * WINDOW_SECONDS - now
-        result = await self._admit_redis(active, window) if self._redis else None
+        result = await self._admit_redis(active, window) if self._redis_up else None
         if result is None:
             result = self._admit_local(active, window)
         allowed, index, kind, used = result
@@ -120,21 +127,21 @@ class RateLimiter:
         if not active or tokens <= 0:
             return
         window = int(self._clock() // WINDOW_SECONDS)
-        if self._redis is not None and self._redis_ok:
+        if self._link is not None and self._link.up:
             try:
-                async with self._redis.pipeline(transaction=True) as pipe:
+                async with self._link.client.pipeline(transaction=True) as pipe:
                     for lim in active:
                         key = _key(lim, "tok", window)
                         pipe.incrby(key, tokens)
                         pipe.expire(key, 2 * WINDOW_SECONDS)
                     await pipe.execute()
                 return
-            except (RedisError, OSError) as exc:
-                self._redis_down(exc)
+            except FAILURES as exc:
+                self._link.failed(exc, "charging tokens")
         self._roll_local(window)
         for lim in active:
             name = _key(lim, "tok", window)
-            self._local[name] = self._local.get(name, 0) + tokens
+            self._local[name] = self._local.get(name, self._seen.get(name, 0)) + tokens
 
     async def _admit_redis(
         self, limits: list[Limit], window: int
@@ -147,43 +154,46 @@ class RateLimiter:
             args += [lim.rpm or 0, lim.tpm or 0]
         try:
             raw = await self._admit_script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            self._redis_down(exc)
+        except FAILURES as exc:
+            assert self._link is not None
+            self._link.failed(exc, "checking rate limits")
             return None
-        if not self._redis_ok:
-            log.info("rate limits are shared through Redis again")
-            self._redis_ok = True
         values = [int(v) for v in raw]
-        return bool(values[0]), values[1], values[2], values[3:]
+        used = values[3:]
+        if used:
+            self._roll_local(window)
+            self._local.clear()  # Redis is the count again; local counting restarts from it
+            for name, count in zip(keys, used, strict=True):
+                self._seen[name] = count
+        return bool(values[0]), values[1], values[2], used
 
     def _admit_local(
         self, limits: list[Limit], window: int
     ) -> tuple[bool, int, int, list[int]]:
         self._roll_local(window)
+        # With Redis away, this process gets its share of what was left when it went.
+        share = self._link.replicas if self._link is not None else 1
         used: list[int] = []
         for i, lim in enumerate(limits, start=1):
-            req = self._local.get(_key(lim, "req", window), 0)
-            tok = self._local.get(_key(lim, "tok", window), 0)
-            if lim.rpm and req + 1 > lim.rpm:
+            req_name, tok_name = _key(lim, "req", window), _key(lim, "tok", window)
+            req_seen, tok_seen = self._seen.get(req_name, 0), self._seen.get(tok_name, 0)
+            req = self._local.get(req_name, req_seen)
+            tok = self._local.get(tok_name, tok_seen)
+            if lim.rpm and req_seen + (req + 1 - req_seen) * share > lim.rpm:
                 return False, i, 1, []
-            if lim.tpm and tok >= lim.tpm:
+            if lim.tpm and tok_seen + (tok - tok_seen) * share >= lim.tpm:
                 return False, i, 2, []
             used += [req + 1, tok]
         for lim in limits:
             name = _key(lim, "req", window)
-            self._local[name] = self._local.get(name, 0) + 1
+            self._local[name] = self._local.get(name, self._seen.get(name, 0)) + 1
         return True, 0, 0, used
 
     def _roll_local(self, window: int) -> None:
         if window != self._local_window:
             self._local.clear()
+            self._seen.clear()
             self._local_window = window
-
-    def _redis_down(self, exc: BaseException) -> None:
-        if self._redis_ok:
-            log.warning("Redis unavailable for rate limits, counting in-process: %s",
-                        type(exc).__name__)
-        self._redis_ok = False
 
 
 def _key(limit: Limit, kind: str, window: int) -> str:

@@ -28,7 +28,8 @@ def cost_usd(usage: Usage, price: Price) -> float:
 
 class PricingSink:
     """Prices each event once, before it fans out, so metrics, budgets and usage rows all
-    carry the same cost."""
+    carry the same cost: the amount a provider reports it billed when it reports one
+    (OpenRouter), else the price book's figure, which is kept beside it either way."""
 
     def __init__(self, prices: PriceBook, inner: UsageSink) -> None:
         self._prices = prices
@@ -39,11 +40,15 @@ class PricingSink:
         self._cache: dict[tuple[str, str], Price | None] = {}
 
     def record(self, event: UsageEvent) -> None:
-        if (event.usage is not None and event.provider is not None
+        usage = event.usage
+        if (usage is not None and event.provider is not None
                 and event.status != "refused"):  # a refusal is never charged
             price = self._price(event.provider, event.model, event.started_at)
             if price is not None:
-                event.cost_usd = cost_usd(event.usage, price)
+                event.book_cost_usd = cost_usd(usage, price)
+            # What the provider says it billed (OpenRouter's usage.cost) is the cost.
+            reported = usage.provider_cost_usd
+            event.cost_usd = reported if reported is not None else event.book_cost_usd
         self._inner.record(event)
 
     def _price(self, provider: str, model: str, timestamp: float) -> Price | None:

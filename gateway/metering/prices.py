@@ -1,20 +1,23 @@
 """The price book: what a token cost at a given provider, for a given model, at a given time.
 
-Prices change by date (DeepSeek's 2026-09-10 change) and by time of day (peak windows), and
-some are still unconfirmed, so they live in data (`prices.yaml` shipped beside this module,
-overridable with `prices:` in the config), never as constants in code. A price is a pure
-function of (provider, model, timestamp): tests and replays price a row from its own time.
+The one source of prices (metering, budgets, `cheapest` routing, `gateway prices`). Prices
+change at dated instants (to the minute: DeepSeek's 2026-09-10 change took effect at 04:00
+UTC), by time of day (peak windows) and by calendar (Chinese public holidays are off-peak), and
+some are still unconfirmed, so all of it lives in data (`prices.yaml` shipped beside this
+module, each entry with its source; overridable with `prices:` in the config), never as
+constants in code. A price is a pure function of (provider, model, instant): tests and replays
+price a row from its own time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -25,11 +28,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Calendar(_Strict):
+    """Days off (e.g. Chinese public holidays), as dates local to `utc_offset_hours`:
+    single dates or `YYYY-MM-DD..YYYY-MM-DD` ranges (inclusive)."""
+
+    utc_offset_hours: float = 0.0
+    source: str | None = None
+    days: list[date | str] = Field(default_factory=list)
+
+    @field_validator("days")
+    @classmethod
+    def _ranges(cls, value: list[date | str]) -> list[date | str]:
+        for item in value:
+            _expand(item)
+        return value
+
+    def dates(self) -> frozenset[date]:
+        return frozenset(d for item in self.days for d in _expand(item))
+
+    def contains(self, at: datetime) -> bool:
+        local = at + timedelta(hours=self.utc_offset_hours)
+        return local.date() in self.dates()
+
+
 class Window(_Strict):
-    """Recurring UTC hours, e.g. peak time: `hours_utc` ranges are start-inclusive."""
+    """Recurring UTC hours, e.g. peak time: `hours_utc` ranges are start-inclusive. Days of
+    `except_calendar` (e.g. public holidays) are outside the window."""
 
     days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS))
     hours_utc: list[str]
+    except_calendar: str | None = None
 
     @field_validator("hours_utc")
     @classmethod
@@ -52,13 +80,29 @@ class PeakRule(_Strict):
 
 
 class PriceEntry(_Strict):
-    """USD per 1M tokens from `from` (a UTC date) until the next entry's date."""
+    """USD per 1M tokens from `from` (a UTC instant, to the minute; a bare date is 00:00 UTC)
+    until the next entry's start; `peak` prices are the off-peak ones times the multiplier."""
 
-    from_: date = Field(alias="from")
+    from_: datetime = Field(alias="from")
     cache_hit: float = Field(ge=0)
     cache_miss: float = Field(ge=0)
     output: float = Field(ge=0)
     peak: PeakRule | None = None
+    source: str | None = None
+    note: str | None = None
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _instant(cls, value: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _utc(self) -> PriceEntry:
+        if self.from_.tzinfo is None:
+            object.__setattr__(self, "from_", self.from_.replace(tzinfo=UTC))
+        return self
 
 
 class PriceBookData(_Strict):
@@ -68,6 +112,7 @@ class PriceBookData(_Strict):
     borrows another provider's prices for models it does not list itself."""
 
     windows: dict[str, Window] = Field(default_factory=dict)
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
     providers: dict[str, dict[str, list[PriceEntry] | str]] = Field(default_factory=dict)
 
     @field_validator("providers")
@@ -95,10 +140,15 @@ class Price:
 
 
 class PriceBook:
-    def __init__(self, data: PriceBookData, kinds: dict[str, str] | None = None) -> None:
+    def __init__(self, data: PriceBookData, kinds: dict[str, str] | None = None,
+                 billed_as: dict[str, str] | None = None) -> None:
         """`kinds` maps configured provider names to their kind (`ollama-backup` -> `ollama`),
-        so a second account of a kind is priced like the first unless listed itself."""
+        so a second account of a kind is priced like the first unless listed itself.
+        `billed_as` names the book an account reads first (`ollama` -> `ollama-per-token`)."""
+        self._billed_as = billed_as or {}
         self._windows = data.windows
+        self._calendars = {name: c.dates() for name, c in data.calendars.items()}
+        self._offsets = {name: c.utc_offset_hours for name, c in data.calendars.items()}
         self._kinds = kinds or {}
         self._entries: dict[tuple[str, str], list[PriceEntry]] = {}
         self._same_as: dict[str, str] = {}
@@ -115,34 +165,65 @@ class PriceBook:
                         f"prices.providers.{provider}.{model}: unknown peak windows "
                         f"{entry.peak.windows!r}"
                     )
+        for name, window in self._windows.items():
+            if window.except_calendar and window.except_calendar not in self._calendars:
+                raise ValueError(
+                    f"prices.windows.{name}: unknown calendar {window.except_calendar!r}")
 
     @classmethod
     def load(cls, overrides: PriceBookData | None = None,
-             kinds: dict[str, str] | None = None) -> PriceBook:
+             kinds: dict[str, str] | None = None,
+             billed_as: dict[str, str] | None = None) -> PriceBook:
         """The shipped book with `overrides` laid over it (per provider and model)."""
         text = resources.files("gateway.metering").joinpath("prices.yaml").read_text()
         shipped = PriceBookData.model_validate(yaml.safe_load(text))
-        return cls(merge(shipped, overrides) if overrides else shipped, kinds)
+        return cls(merge(shipped, overrides) if overrides else shipped, kinds, billed_as)
 
     def price(self, provider: str, model: str, at: datetime) -> Price | None:
         """The price in force at `at` (aware or UTC-naive), or None if the book has none."""
         at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-        entries = self._lookup(provider, model)
-        current = None
-        for entry in entries:
-            if entry.from_ <= at.date():
-                current = entry
+        current = self.entry(provider, model, at)
         if current is None:
             return None
         factor, peak = 1.0, False
-        if current.peak is not None and self._windows[current.peak.windows].contains(at):
+        if current.peak is not None and self._in_window(current.peak.windows, at):
             factor, peak = current.peak.multiplier, True
         return Price(current.cache_hit * factor, current.cache_miss * factor,
                      current.output * factor, peak)
 
+    def entry(self, provider: str, model: str, at: datetime) -> PriceEntry | None:
+        """The book entry in force at `at` (the latest that has started)."""
+        at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        current = None
+        for entry in self._lookup(provider, model):
+            if entry.from_ <= at:
+                current = entry
+        return current
+
+    def entries(self, provider: str, model: str) -> list[PriceEntry]:
+        """Every dated entry for (provider, model), oldest first (for `gateway prices`)."""
+        return list(self._lookup(provider, model))
+
+    def books(self) -> list[tuple[str, str]]:
+        """The (provider, model) pairs the book lists itself."""
+        return sorted(self._entries)
+
+    def _in_window(self, name: str, at: datetime) -> bool:
+        window = self._windows[name]
+        if not window.contains(at):
+            return False
+        calendar = window.except_calendar
+        if calendar is None:
+            return True
+        local = at + timedelta(hours=self._offsets[calendar])
+        return local.date() not in self._calendars[calendar]
+
     def _lookup(self, provider: str, model: str) -> list[PriceEntry]:
         seen: set[str] = set()
         names = [provider]
+        billed = self._billed_as.get(provider)
+        if billed:
+            names.insert(0, billed)
         kind = self._kinds.get(provider)
         if kind and kind != provider:
             names.append(kind)
@@ -162,7 +243,24 @@ def merge(base: PriceBookData, overrides: PriceBookData) -> PriceBookData:
     providers = {name: dict(models) for name, models in base.providers.items()}
     for name, models in overrides.providers.items():
         providers.setdefault(name, {}).update(models)
-    return PriceBookData(windows={**base.windows, **overrides.windows}, providers=providers)
+    return PriceBookData(windows={**base.windows, **overrides.windows},
+                         calendars={**base.calendars, **overrides.calendars},
+                         providers=providers)
+
+
+def _expand(item: date | str) -> list[date]:
+    if isinstance(item, date):
+        return [item]
+    try:
+        first, _, last = item.partition("..")
+        start = date.fromisoformat(first.strip())
+        end = date.fromisoformat(last.strip()) if last else start
+    except ValueError:
+        raise ValueError(f"bad calendar day {item!r}: expected YYYY-MM-DD or a "
+                         "YYYY-MM-DD..YYYY-MM-DD range") from None
+    if end < start:
+        raise ValueError(f"bad calendar range {item!r}: the end comes before the start")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
 def _parse_range(text: str) -> tuple[time, time]:

@@ -32,6 +32,9 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
     hit, miss = split_prompt(usage) if reported is not None else (0, 0)
     price = prices.price(provider, event.model, ts) if provider else None
     cost = 0.0 if refused else event.cost_usd
+    book = None if refused or reported is None else (
+        event.book_cost_usd if event.book_cost_usd is not None
+        else cost_usd(usage, price) if price is not None else None)
     return {
         "id": os.urandom(16).hex(),
         "ts": ts,
@@ -55,9 +58,11 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         "reasoning_tokens": usage.reasoning_tokens or 0,
         "cost_usd": (
             cost if cost is not None
-            else cost_usd(usage, price) if price is not None else 0.0
+            else usage.provider_cost_usd if usage.provider_cost_usd is not None
+            else book if book is not None else 0.0
         ),
         "provider_cost_usd": usage.provider_cost_usd,
+        "book_cost_usd": book,
         "peak": price.peak if price is not None else False,
         "estimated": usage.estimated,
         "latency_ms": round(event.latency_s * 1000, 3),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.config import GatewayConfig
 from gateway.db.engine import async_url
 from gateway.db.store import UsageStore
+from gateway.metering.journal import Journal
 from gateway.metering.prices import PriceBook
 from gateway.metering.spool import Spool
 from gateway.metering.writer import MeteringWriter
@@ -23,17 +24,24 @@ def metering_enabled(config: GatewayConfig, *, custom_sink: bool) -> bool:
 
 
 def price_book(config: GatewayConfig) -> PriceBook:
-    return PriceBook.load(config.prices, {name: p.kind for name, p in config.providers.items()})
+    """The book with the config's overrides; a `billing: per_token` account reads the
+    `<kind>-per-token` prices, a subscription its kind's (0 per token for Ollama)."""
+    billed = {name: f"{p.kind}-per-token" for name, p in config.providers.items()
+              if p.billing == "per_token"}
+    return PriceBook.load(config.prices, {name: p.kind for name, p in config.providers.items()},
+                          billed)
 
 
 def build_writer(config: GatewayConfig, *, custom_sink: bool) -> MeteringWriter | None:
     if not metering_enabled(config, custom_sink=custom_sink):
         return None
     settings = config.metering
+    spool = Spool(settings.spool_path)
     return MeteringWriter(
         UsageStore(database_url(config), auto_migrate=settings.auto_migrate),
-        Spool(settings.spool_path),
+        spool,
         price_book(config),
+        journal=Journal(spool, fsync=settings.journal_fsync) if settings.journal else None,
         batch_size=settings.batch_size,
         flush_interval=settings.flush_interval,
         queue_size=settings.queue_size,

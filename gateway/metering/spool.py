@@ -46,6 +46,10 @@ class Spool:
         self.spooled_total = 0  # rows ever appended by this process (tests, metrics)
 
     @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
     def pending(self) -> int:
         """Rows spooled and not yet stored."""
         return self._live_rows + sum(f.rows for f in self._replay)

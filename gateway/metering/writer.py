@@ -10,6 +10,10 @@ new batches are appended behind it and the spool is replayed in order, so rows r
 database in the order they were produced. Rows carry a unique id and inserts skip known ids:
 a retry or a replay never stores a row twice. On shutdown the queue is drained into the
 database or, failing that, the spool.
+
+With a journal (gateway/metering/journal.py) each row is built and written to it in
+`record()`, before the response's last byte, and trimmed once stored or spooled: a process
+killed outright loses none of the rows still waiting in memory.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db.store import UsageStore
+from gateway.metering.journal import Journal
 from gateway.metering.prices import PriceBook
 from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
@@ -47,15 +53,18 @@ class MeteringWriter:
         queue_size: int = 10_000,
         retry_max: float = 10.0,
         insert_timeout: float = 10.0,
+        journal: Journal | None = None,
     ) -> None:
         self.store = store
+        self.journal = journal
         self.spool = spool
         self.prices = prices
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._retry_max = retry_max
         self._insert_timeout = insert_timeout
-        self._queue: asyncio.Queue[UsageEvent | None] = asyncio.Queue(queue_size)
+        # Rows with their journal segment (0: none), None to wake the task.
+        self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
@@ -63,7 +72,7 @@ class MeteringWriter:
         self._backoff = _RETRY_MIN
         self._down = False
         self._busy = False
-        self._inflight: tuple[asyncio.Task[None], list[dict[str, Any]]] | None = None
+        self._inflight: tuple[asyncio.Task[None], list[dict[str, Any]], Counter[int]] | None = None
         self.rows_stored = 0
         self.rows_rejected = 0
 
@@ -86,10 +95,12 @@ class MeteringWriter:
     def record(self, event: UsageEvent) -> None:
         """Never blocks, never raises: the request is already answered."""
         try:
+            row = build_row(event, self.prices)
             if self._closing or self._queue.full():
-                self.spool.append([build_row(event, self.prices)])
+                self.spool.append([row])
             else:
-                self._queue.put_nowait(event)
+                segment = self.journal.append(row) if self.journal is not None else 0
+                self._queue.put_nowait((row, segment))
         except Exception:
             log.exception("metering: could not queue or spool the row of %s", event.request_id)
 
@@ -119,14 +130,17 @@ class MeteringWriter:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         if self._inflight is not None:  # cut short: spool it (if it did commit, ids dedupe)
-            task, rows = self._inflight
+            task, rows, segments = self._inflight
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 self.spool.append(rows)
+                self._settled(segments)
             self._inflight = None
         self._spill_queue()
         self._closed = True
+        if self.journal is not None:
+            self.journal.close()
         self.spool.close()
         await self.store.close()
 
@@ -146,15 +160,20 @@ class MeteringWriter:
         """Collect a batch, price it, insert it; the next batch is collected and priced while
         the previous insert is in flight (at most one, so order and spooling stay simple)."""
         while True:
-            events = await self._collect()
+            items = await self._collect()
             self._busy = True
             try:
-                rows = [build_row(e, self.prices) for e in events]
+                rows = [row for row, _ in items]
+                segments = Counter(segment for _, segment in items)
+                if rows and self.journal is not None and self.journal.fsync_policy == "interval":
+                    await asyncio.to_thread(self.journal.sync)  # once a batch
                 await self._await_inflight()
                 if rows and not self.spool.pending and time.monotonic() >= self._retry_at:
-                    self._inflight = (asyncio.create_task(self._insert_or_spool(rows)), rows)
+                    task = asyncio.create_task(self._insert_or_spool(rows, segments))
+                    self._inflight = (task, rows, segments)
                 elif rows:
                     await self._deliver(rows)
+                    self._settled(segments)
                 elif self.spool.pending and not self._closing:
                     await self._replay()
             except Exception:
@@ -170,13 +189,19 @@ class MeteringWriter:
             await self._inflight[0]
             self._inflight = None
 
-    async def _insert_or_spool(self, rows: list[dict[str, Any]]) -> None:
+    async def _insert_or_spool(self, rows: list[dict[str, Any]], segments: Counter[int]) -> None:
         if not await self._insert(rows):
             self.spool.append(rows)
+        self._settled(segments)
 
-    async def _collect(self) -> list[UsageEvent]:
-        """Up to batch_size events; waits at most flush_interval after the first one."""
-        events: list[UsageEvent] = []
+    def _settled(self, segments: Counter[int]) -> None:
+        """Rows now in the database or the spool: the journal may let go of them."""
+        if self.journal is not None:
+            self.journal.settled(segments)
+
+    async def _collect(self) -> list[tuple[dict[str, Any], int]]:
+        """Up to batch_size rows; waits at most flush_interval after the first one."""
+        events: list[tuple[dict[str, Any], int]] = []
         try:
             first = await asyncio.wait_for(self._queue.get(), self._flush_interval)
         except TimeoutError:
@@ -269,10 +294,11 @@ class MeteringWriter:
         self._backoff = min(self._backoff * 2, self._retry_max)
 
     def _spill_queue(self) -> None:
-        events = []
+        items = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None:
-                events.append(item)
-        if events:
-            self.spool.append([build_row(e, self.prices) for e in events])
+                items.append(item)
+        if items:
+            self.spool.append([row for row, _ in items])
+            self._settled(Counter(segment for _, segment in items))

@@ -45,6 +45,12 @@ class Provider:
     # Finish reasons that mean the provider cut the answer short (its failure, not the
     # model's choice): the stream is relayed as sent but metered as interrupted.
     cut_short_reasons: ClassVar[frozenset[str]] = frozenset()
+    # The value this provider takes for each thinking mode (gateway/thinking.py), so every
+    # provider gives the same mode; `mode_values` in the provider's config overrides entries.
+    mode_values: ClassVar[dict[str, str]] = {"low": "low", "high": "high", "max": "max"}
+    # Statuses that mean the account is out of quota (a spent balance, a plan's usage limit):
+    # status -> quota kind. Failover takes the whole account out for long (see failover.py).
+    quota_statuses: ClassVar[dict[int, str]] = {}
 
     def __init__(self, name: str, config: ProviderConfig, memory: ReasoningMemory) -> None:
         self.name = name
@@ -93,6 +99,10 @@ class Provider:
     def encode_thinking(self, payload: dict[str, Any], thinking: Thinking) -> None:
         """Write the thinking mode into `payload` in this provider's dialect."""
         raise NotImplementedError
+
+    def mode_value(self, mode: str) -> str:
+        """This provider's value for a thinking mode (config first, then the adapter's)."""
+        return self.config.mode_values.get(mode) or self.mode_values.get(mode, mode)
 
     def _translate_history(
         self, messages: list[dict[str, Any]], thinking: Thinking
@@ -220,7 +230,7 @@ class Provider:
             message = f"{self.name}: {message}"
         return UpstreamError(
             message, provider=self.name, upstream_status=status, code=code,
-            retry_after=retry_after,
+            retry_after=retry_after, quota=self.quota_statuses.get(status),
         )
 
     def error_in_chunk(self, data: dict[str, Any]) -> UpstreamError | None:

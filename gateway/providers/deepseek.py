@@ -7,11 +7,6 @@ from typing import Any, ClassVar
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
 
-# DeepSeek takes low | high | max and folds the rest (PROVIDERS.md); fold here so the request
-# is valid whatever DeepSeek's leniency is this month.
-_EFFORT = {"minimal": "low", "low": "low", "medium": "high", "high": "high",
-           "xhigh": "high", "max": "max"}
-
 
 class DeepSeek(Provider):
     kind: ClassVar[str] = "deepseek"
@@ -19,8 +14,13 @@ class DeepSeek(Provider):
     reasoning_field: ClassVar[str] = "reasoning_content"
     requires_reasoning_on_tool_turns: ClassVar[bool] = True
     cut_short_reasons: ClassVar[frozenset[str]] = frozenset({"insufficient_system_resource"})
+    # DeepSeek takes reasoning_effort low | high | max; `reasoning_effort` with thinking
+    # disabled is a 400, so "off" sends none. No budget field exists on this endpoint.
+    mode_values: ClassVar[dict[str, str]] = {"low": "low", "high": "high", "max": "max"}
+    quota_statuses: ClassVar[dict[int, str]] = {402: "balance"}
 
     def encode_thinking(self, payload: dict[str, Any], thinking: Thinking) -> None:
-        payload["thinking"] = {"type": "enabled" if thinking.enabled else "disabled"}
-        if thinking.enabled and thinking.effort:
-            payload["reasoning_effort"] = _EFFORT[thinking.effort]
+        mode = thinking.mode
+        payload["thinking"] = {"type": "disabled" if mode == "off" else "enabled"}
+        if mode != "off":
+            payload["reasoning_effort"] = self.mode_value(mode)

@@ -7,26 +7,22 @@ from typing import Any, ClassVar
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
 
-# OpenRouter's efforts stop at xhigh; DeepSeek's "max" is the nearest.
-_EFFORT = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
-           "xhigh": "xhigh", "max": "xhigh"}
-
 
 class OpenRouter(Provider):
     kind: ClassVar[str] = "openrouter"
     chat_path: ClassVar[str] = "/chat/completions"
     reasoning_field: ClassVar[str] = "reasoning"
     unsupported_params: ClassVar[frozenset[str]] = frozenset()  # it takes top_k
+    # OpenRouter's efforts stop at xhigh, which it maps to DeepSeek V4's max reasoning. The
+    # mode is always sent as an effort (never a budget) so it is the same as on DeepSeek.
+    mode_values: ClassVar[dict[str, str]] = {"low": "low", "high": "high", "max": "xhigh"}
 
     def encode_thinking(self, payload: dict[str, Any], thinking: Thinking) -> None:
-        if not thinking.enabled:
+        mode = thinking.mode
+        if mode == "off":
             payload["reasoning"] = {"enabled": False}
             return
-        reasoning: dict[str, Any] = {"enabled": True}
-        if thinking.effort:
-            reasoning["effort"] = _EFFORT[thinking.effort]
-        elif thinking.max_tokens:
-            reasoning["max_tokens"] = thinking.max_tokens
+        reasoning: dict[str, Any] = {"enabled": True, "effort": self.mode_value(mode)}
         if thinking.exclude:
             reasoning["exclude"] = True
         payload["reasoning"] = reasoning

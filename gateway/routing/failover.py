@@ -5,6 +5,11 @@ What falls over (an `UpstreamError` with `retryable`): connection refused or res
 (401/403: that provider is also taken out of rotation for a while and an operator is told).
 What does not: the client's own 400/404/422, returned at once.
 
+An account out of quota (`UpstreamError.quota`: Ollama's session or weekly usage limit, a spent
+balance on DeepSeek or Ollama) answers with no Retry-After and stays out for hours, so every
+target of that provider is tripped for `breaker.quota_cooldown[kind]` (shared across replicas
+like any trip), logged once; when it ends, one probe tells whether the account is back.
+
 Targets whose breaker is open are skipped; if every target's is, the breakers are ignored
 ("panic" routing, as in Envoy) so a false alarm never turns into an outage, while an upstream's
 explicit Retry-After is always honoured. After a full round of failures the next round waits an
@@ -179,20 +184,37 @@ class Failover:
         return self._rng.uniform(0, ceiling)
 
     def _note_failure(self, target: Target, err: UpstreamError) -> None:
-        if err.upstream_status in (401, 403):
+        if err.quota is not None:
+            self._out_of_quota(target, err.quota)
+        elif err.upstream_status in (401, 403):
             seconds = self.config.breaker.auth_failure_cooldown
             log.error(
                 "provider %s refused the gateway's API key (HTTP %s): check its key in the "
                 "environment or config; its traffic goes elsewhere for %.0f s",
                 target.provider.name, err.upstream_status, seconds,
             )
-            for other in self.routes.all_targets():
+            for other in self.routes.all_targets():  # this replica's key: not shared
                 if other.provider.name == target.provider.name:
-                    self.board.trip(other.key, seconds)
+                    self.board.trip(other.key, seconds, share=False)
         elif err.retryable:
             self.board.record_failure(target.key, err.retry_after)
         else:
             self.board.record_success(target.key)  # it answered; the request was at fault
+
+    def _out_of_quota(self, target: Target, quota: str) -> None:
+        cooldowns = self.config.breaker.quota_cooldown
+        seconds = cooldowns.get(quota) or max(cooldowns.values(), default=3600.0)
+        name = target.provider.name
+        already = self.board.quota_left(name) > 0
+        for other in self.routes.all_targets():
+            if other.provider.name == name:
+                self.board.trip(other.key, seconds)
+        self.board.note_quota(name, quota, seconds)
+        if not already:
+            log.warning(
+                "provider %s is out of quota (%s); its traffic goes elsewhere for %.0f s, "
+                "then one request probes it", name, quota, seconds,
+            )
 
 
 def _cooling(target: Target, seconds: float) -> UpstreamError:

@@ -69,6 +69,9 @@ class HealthBoard:
         self._bucket_len = config.window / _BUCKETS
         # Set by the shared store so only one process in a cluster sends the probe.
         self.probe_gate: ProbeGate | None = None
+        # provider -> (quota kind, until): accounts this process saw run out of quota. The
+        # trip itself is per target and shared; this only names why, for /metrics and /readyz.
+        self._quota: dict[str, tuple[str, float]] = {}
 
     # ---- the hot path -----------------------------------------------------------------
 
@@ -141,14 +144,31 @@ class HealthBoard:
         if self._probing(b, now) or (b.state is BreakerState.CLOSED and self._should_open(b)):
             self._open(b, now + self.config.cooldown)
 
-    def trip(self, key: str, seconds: float) -> None:
-        """Open now, for `seconds` (our credentials were refused: no point retrying soon)."""
+    def trip(self, key: str, seconds: float, *, share: bool = True) -> None:
+        """Open now, for `seconds` (no point retrying soon). `share=False` keeps it to this
+        process (our own credentials were refused: other replicas may hold a good key); its
+        cooldown keeps the target out whatever the cluster's breaker says."""
         b = self._breakers.setdefault(key, Breaker())
         until = self._clock() + seconds
         self._open(b, until)
         b.cooldown_until = max(b.cooldown_until, until)  # not even panic routing uses it
-        d = self._delta(key)
-        d.trip_until = d.cooldown_until = until
+        if share:
+            d = self._delta(key)
+            d.trip_until = d.cooldown_until = until
+
+    def note_quota(self, provider: str, kind: str, seconds: float) -> None:
+        self._quota[provider] = (kind, self._clock() + seconds)
+
+    def quota_left(self, provider: str) -> float:
+        """Seconds until `provider`'s out-of-quota cooldown ends, as this process saw it."""
+        found = self._quota.get(provider)
+        return max(0.0, found[1] - self._clock()) if found else 0.0
+
+    def quota_cooldowns(self) -> dict[str, tuple[str, float]]:
+        """provider -> (quota kind, seconds left) for every account still out of quota."""
+        now = self._clock()
+        return {name: (kind, until - now) for name, (kind, until) in self._quota.items()
+                if until > now}
 
     def state(self, key: str) -> BreakerState:
         b = self._breakers.get(key)

@@ -8,7 +8,7 @@ Ollama Cloud by default). A request may pin one provider when config allows it.
 Strategies, applied within each priority level (lower priority first):
   ordered   the configured order
   weighted  a weighted random order (sampling without replacement)
-  cheapest  by configured price, cheapest first
+  cheapest  by the price book's price now (gateway/metering/prices.py), cheapest first
   latency   by moving average time to first token, fastest first; unmeasured targets first
 """
 
@@ -17,10 +17,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import groupby
 
-from gateway.config import GatewayConfig, PriceConfig, RouteConfig, Strategy, TargetConfig
+from gateway.config import GatewayConfig, RouteConfig, Strategy, TargetConfig
 from gateway.errors import InvalidRequest, NoProviderConfigured
+from gateway.metering.prices import Price, PriceBook
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
 
@@ -32,7 +34,7 @@ class Target:
     thinking: bool | None = None
     weight: float = 1.0
     priority: int = 0
-    price: PriceConfig | None = None
+    model: str = ""  # the canonical model, for the price book
 
     @property
     def key(self) -> str:
@@ -53,8 +55,12 @@ class Route:
 
 
 class RouteTable:
-    def __init__(self, config: GatewayConfig, providers: dict[str, Provider]) -> None:
+    def __init__(self, config: GatewayConfig, providers: dict[str, Provider],
+                 prices: PriceBook | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._allow_pin = config.allow_provider_pin
+        self._prices = prices
+        self._clock = clock
         self._routes: dict[str, Route] = {}
         for model in config.models:
             configured = config.routes.get(model)
@@ -102,9 +108,29 @@ class RouteTable:
             return targets
         targets.sort(key=lambda t: t.priority)  # stable: keeps configured order within a level
         ordered: list[Target] = []
+        price = self._blended_price if route.strategy == "cheapest" else _no_price
         for _, level in groupby(targets, key=lambda t: t.priority):
-            ordered.extend(_order(route.strategy, list(level), latency, rng))
+            ordered.extend(_order(route.strategy, list(level), latency, rng, price))
         return ordered
+
+    def _blended_price(self, target: Target) -> float:
+        """One number to rank targets by, from the book now: a typical call reads ~3x what it
+        writes. A target the book has no price for ranks last."""
+        found = self._prices.price(target.provider.name, target.model, self._clock()) \
+            if self._prices is not None else None
+        return float("inf") if found is None else 3 * found.cache_miss + found.output
+
+    def current_prices(self, model: str) -> dict[str, Price]:
+        """provider -> the book's price now for `model` (for `/v1/models`)."""
+        if self._prices is None:
+            return {}
+        now = self._clock()
+        out: dict[str, Price] = {}
+        for target in self.route(model).targets:
+            price = self._prices.price(target.provider.name, model, now)
+            if price is not None:
+                out[target.provider.name] = price
+        return out
 
     def servable_models(self) -> set[str]:
         return {model for model, route in self._routes.items() if route.targets}
@@ -120,8 +146,12 @@ def _target(provider: Provider, cfg: TargetConfig, model: str) -> Target:
         thinking=cfg.thinking,
         weight=cfg.weight,
         priority=cfg.priority,
-        price=provider.config.prices.get(model),
+        model=model,
     )
+
+
+def _no_price(target: Target) -> float:
+    return 0.0
 
 
 def _order(
@@ -129,11 +159,12 @@ def _order(
     targets: list[Target],
     latency: Callable[[str], float | None],
     rng: random.Random | None,
+    price: Callable[[Target], float],
 ) -> list[Target]:
     if strategy == "weighted":
         return _weighted_order(targets, rng or random.Random())
     if strategy == "cheapest":
-        return sorted(targets, key=lambda t: t.price.blended if t.price else float("inf"))
+        return sorted(targets, key=price)
     if strategy == "latency":
         return sorted(targets, key=lambda t: latency(t.key) or 0.0)
     return targets

@@ -180,6 +180,11 @@ def test_secrets_come_from_the_template_and_it_holds_only_placeholders() -> None
         assert not re.search(r"sk-[A-Za-z0-9]{8,}", value), key
 
 
+def _config() -> JSON:
+    config: JSON = yaml.safe_load(one("ConfigMap")["data"]["gateway.yaml"])
+    return config
+
+
 def _uvicorn_graceful_timeout() -> int:
     source = (ROOT / "gateway" / "cli.py").read_text()
     match = re.search(r"timeout_graceful_shutdown=(\d+)", source)
@@ -195,7 +200,11 @@ def test_shutdown_drains_before_the_pod_is_killed() -> None:
     assert command[0] == "sleep"
     pre_stop = int(command[1])
     assert pre_stop >= 5
-    assert spec["terminationGracePeriodSeconds"] >= pre_stop + _uvicorn_graceful_timeout() + 15
+    shutdown = _config()["shutdown"]
+    assert shutdown["drain_seconds"] >= 600  # long reasoning calls finish, not cut
+    assert spec["terminationGracePeriodSeconds"] >= (
+        pre_stop + shutdown["drain_seconds"] + shutdown["cut_grace"]
+        + _uvicorn_graceful_timeout() + 15)
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "Job"])

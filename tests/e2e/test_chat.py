@@ -9,8 +9,9 @@ import pytest
 from tests.e2e.conftest import GatewayFactory, Upstreams
 
 PROVIDERS = ["deepseek", "openrouter", "ollama"]
-UPSTREAM_MODEL = {"deepseek": "deepseek-v4-flash", "openrouter": "deepseek/deepseek-v4-flash",
-                  "ollama": "deepseek-v4-flash"}
+# One generation everywhere (issue 12): V4.1-Flash under each provider's own name for it.
+UPSTREAM_MODEL = {"deepseek": "deepseek-flash", "openrouter": "deepseek/deepseek-v4.1-flash",
+                  "ollama": "deepseek-v4.1-flash"}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

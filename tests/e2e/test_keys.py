@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from gateway.auth import KeyAuthenticator
 from gateway.cli import cli
+from gateway.logs import JsonFormatter
 from tests.db import pg
 from tests.db.pg import query
 from tests.e2e.conftest import GatewayFactory, RunningGateway, Upstreams
@@ -219,8 +220,17 @@ def test_cli_manages_keys_and_teams(
                                "--json"))
     assert (updated["rpm"], updated["models"]) == (7, None)
     assert chat(gateway, raw, model="deepseek-v4-pro").status_code == 200
-    run("keys", "revoke", key_id)
+    out = run("keys", "list")
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert "budget period" not in out and "budget period" in run("keys", "list", "--wide")
+    assert "no active key has the id or name 'nobody'" in run("keys", "revoke", "nobody",
+                                                             code=1)
+    run("keys", "revoke", raw)  # the key itself, as the user holds it
     assert chat(gateway, raw).status_code == 401
+    plain = orjson.loads(run("keys", "list", "--json"))[0]
+    assert plain["name"] == "plain"
+    assert "key revoked" in run("keys", "revoke", "plain")  # by name
+    assert orjson.loads(run("keys", "list", "--json")) == []
 
     assert team_name in run("teams", "list")
     assert orjson.loads(run("teams", "update", team_name, "--tpm", "1000", "--json"))[
@@ -233,8 +243,10 @@ def test_cli_manages_keys_and_teams(
     wrong = runner.invoke(cli, ["keys", "list", "--master-key", "wrong"],
                           env={"GATEWAY_URL": gateway.url})
     assert wrong.exit_code == 1 and "401" in wrong.output
+    assert "--master-key" in wrong.output and "GATEWAY_MASTER_KEY" in wrong.output
     down = runner.invoke(cli, ["keys", "list", "--url", "http://127.0.0.1:9"], env=env)
     assert down.exit_code == 1 and "cannot reach" in down.output
+    assert "--url" in down.output and "GATEWAY_URL" in down.output
 
 
 def test_admin_routes_refuse_gateway_keys(
@@ -469,9 +481,14 @@ def test_no_key_reaches_logs_metrics_errors_or_usage_rows(
     wait_for(lambda: len(query(db, "SELECT id FROM usage")) >= 5)
     time.sleep(0.2)  # the last rows and charges
     rows = str(query(db, "SELECT * FROM usage")) + str(query(db, "SELECT * FROM api_keys"))
+    access = [r for r in caplog.records if r.name == "gateway.access"]
+    # one access line per call (the unknown callers' 401s included), in text and in JSON
+    assert len(access) >= len(attempts), len(access)
     logs = caplog.text + "".join(
         str(r.args) + str(r.exc_info) + str(getattr(r, "__dict__", {})) for r in caplog.records)
+    logs += "".join(JsonFormatter().format(r) for r in access)
     assert "refused the gateway's API key" in logs  # the upstream 401 path ran and was logged
+    assert f"key_id={key['id']}" in logs and "key_name=" in logs and '"status":"ok"' in logs
 
     secrets_ = {
         "virtual key": raw, "revoked key": revoked["key"], "wrong key": wrong_virtual,

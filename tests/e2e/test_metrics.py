@@ -76,7 +76,7 @@ def test_requests_tokens_and_latency_are_counted(
     assert sum(e.cost_usd or 0 for e in gateway.sink.events) == pytest.approx(
         value(m, "gateway_cost_usd_total", **flash))
     assert value(m, "gateway_breaker_state", provider="deepseek",
-                 upstream_model="deepseek-v4-flash") == 0
+                 upstream_model="deepseek-flash") == 0
 
 
 def test_failovers_errors_and_open_breakers_show(
@@ -92,7 +92,7 @@ def test_failovers_errors_and_open_breakers_show(
     assert value(m, "gateway_upstream_attempts_total", provider="ollama", outcome="503") == 2
     assert value(m, "gateway_upstream_attempts_total", provider="deepseek", outcome="200") == 3
     assert value(m, "gateway_breaker_state", provider="ollama",
-                 upstream_model="deepseek-v4-flash") == 2
+                 upstream_model="deepseek-v4.1-flash") == 2  # V4.1 under Ollama's name
     upstreams.deepseek.faults = Faults(status=400)
     with httpx.Client(base_url=gateway.url) as http:
         http.post("/v1/chat/completions", json={"model": "deepseek-v4-flash",
@@ -213,12 +213,14 @@ def test_refusals_and_client_apis_are_labelled(
         overhead_s=0.0003, cost_usd=0.25, api="anthropic.messages"))
 
     text = httpx.get(gateway.url + "/metrics").text
+    # the thinking mode is a label too (issue 12)
     assert ('gateway_requests_total{api="anthropic.messages",model="none",provider="none",'
-            'reason="invalid_api_key",status="refused"} 1.0') in text
+            'reason="invalid_api_key",status="refused",thinking="off"} 1.0') in text
     assert ('gateway_requests_total{api="openai.chat",model="deepseek-v4-flash",'
-            'provider="none",reason="rate_limit_exceeded",status="refused"} 2.0') in text
+            'provider="none",reason="rate_limit_exceeded",status="refused",thinking="off"} 2.0'
+            ) in text
     assert ('gateway_requests_total{api="anthropic.messages",model="deepseek-v4-flash",'
-            'provider="deepseek",reason="",status="ok"} 1.0') in text
+            'provider="deepseek",reason="",status="ok",thinking="off"} 1.0') in text
     assert "client-typed-model-name" not in text
     assert error.error_type not in text  # the upstream's code: never a label value
     m = scrape(gateway.url)
@@ -227,7 +229,7 @@ def test_refusals_and_client_apis_are_labelled(
                  **served) == 1
     assert series_of(m, "gateway_requests_total", status="error") == [
         {"api": "openai.chat", "model": "deepseek-v4-flash", "provider": "none",
-         "reason": "", "status": "error"}]
+         "reason": "", "status": "error", "thinking": "high"}]
     assert value(m, "gateway_requests_total", status="refused") == 3
     assert value(m, "gateway_requests_total") == 6
     # a refusal never reaches latency, TTFT, overhead, tokens or cost

@@ -177,3 +177,66 @@ def test_a_key_without_limits_or_team_has_none() -> None:
     record = KeyRecord(id="abc", name="n", key_hash="h", key_prefix="p")
     principal = principal_for(record, None)
     assert (principal.limits, principal.budgets, principal.allowed_models) == ((), (), None)
+
+
+async def test_a_hung_database_does_not_hold_a_known_key() -> None:
+    """Stale-while-revalidate: past its TTL a known key waits at most REVALIDATE_WAIT for the
+    re-lookup, then is served as last known while the lookup goes on; a healthy database
+    answers inside the wait, so a revocation is still seen."""
+    from gateway.auth import REVALIDATE_WAIT, STALE_MAX
+
+    auth, store, clock = make()
+    raw = store.add()
+    principal = await auth.authenticate(bearer(raw), None, None)
+    store.delay = 30  # hung
+    clock.now += TTL_LOCAL + 1
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await auth.authenticate(bearer(raw), None, None) is principal
+    assert await auth.authenticate(bearer(raw), None, None) is principal
+    assert loop.time() - began < 3 * REVALIDATE_WAIT
+    assert store.lookups == 2  # one re-lookup in flight, shared
+    clock.now += STALE_MAX  # bounded: too old to vouch for
+    with pytest.raises(GatewayError) as info:
+        await asyncio.wait_for(auth.authenticate(bearer(raw), None, None), 5)
+    assert info.value.code == "auth_unavailable"
+
+
+async def test_a_revocation_is_seen_when_the_database_answers_in_time() -> None:
+    auth, store, clock = make()
+    raw = store.add()
+    await auth.authenticate(bearer(raw), None, None)
+    record, team = store.keys[tokens.hash_key(raw)]
+    store.keys[record.key_hash] = (replace(record, revoked_at=datetime.now(UTC)), team)
+    store.delay = 0.01
+    clock.now += TTL_LOCAL + 1
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate(bearer(raw), None, None)
+
+
+async def test_a_lost_revocation_channel_shortens_what_is_already_cached() -> None:
+    """Keys cached for 30 s while revocations arrived through Redis are re-checked within
+    TTL_LOCAL of their lookup once the channel is lost, or once Redis is known to hang."""
+    from types import SimpleNamespace
+
+    auth, store, clock = make()
+    events = SimpleNamespace(live=True)
+    auth.events = events  # type: ignore[assignment]
+    raw = store.add()
+    await auth.authenticate(bearer(raw), None, None)
+    clock.now += TTL_LOCAL + 0.5
+    await auth.authenticate(bearer(raw), None, None)
+    assert store.lookups == 1  # revocations are live: the 30 s entry stands
+    events.live = False
+    await auth.authenticate(bearer(raw), None, None)
+    assert store.lookups == 2
+    events.live = True
+    clock.now += TTL_LOCAL + 0.5
+    await auth.authenticate(bearer(raw), None, None)  # looked up again, cached for 30 s
+    assert store.lookups == 3
+    clock.now += TTL_LOCAL + 0.5
+    await auth.authenticate(bearer(raw), None, None)
+    assert store.lookups == 3
+    auth.redis_up = lambda: False  # the subscription looks alive, but Redis hangs
+    await auth.authenticate(bearer(raw), None, None)
+    assert store.lookups == 4

@@ -27,7 +27,8 @@ def simple() -> dict:
 @pytest.mark.parametrize(
     ("name", "thinking", "expected"),
     [
-        ("deepseek", ON, {"thinking": {"type": "enabled"}}),
+        # every mode is sent explicitly (issue 12), so each provider gives the same one
+        ("deepseek", ON, {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
         ("deepseek", OFF, {"thinking": {"type": "disabled"}}),
         ("deepseek", Thinking(True, effort="medium"),
          {"thinking": {"type": "enabled"}, "reasoning_effort": "high"}),
@@ -35,12 +36,12 @@ def simple() -> dict:
          {"thinking": {"type": "enabled"}, "reasoning_effort": "low"}),
         ("deepseek", Thinking(True, effort="max"),
          {"thinking": {"type": "enabled"}, "reasoning_effort": "max"}),
-        ("openrouter", ON, {"reasoning": {"enabled": True}}),
+        ("openrouter", ON, {"reasoning": {"enabled": True, "effort": "high"}}),
         ("openrouter", OFF, {"reasoning": {"enabled": False}}),
         ("openrouter", Thinking(True, effort="max", exclude=True),
          {"reasoning": {"enabled": True, "effort": "xhigh", "exclude": True}}),
         ("openrouter", Thinking(True, max_tokens=900),
-         {"reasoning": {"enabled": True, "max_tokens": 900}}),
+         {"reasoning": {"enabled": True, "effort": "high"}}),  # the mode, not the budget
         ("ollama", ON, {"reasoning_effort": "high"}),
         ("ollama", OFF, {"reasoning_effort": "none"}),
         ("ollama", Thinking(True, effort="minimal"), {"reasoning_effort": "low"}),

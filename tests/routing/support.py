@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
+from gateway.metering.setup import price_book
 from gateway.providers import build_provider
 from gateway.providers.base import Provider
 from gateway.reasoning_memory import ReasoningMemory
@@ -43,5 +45,7 @@ def providers(cfg: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, p, memory) for name, p in cfg.usable_providers().items()}
 
 
-def table(cfg: GatewayConfig) -> RouteTable:
-    return RouteTable(cfg, providers(cfg))
+def table(cfg: GatewayConfig, at: datetime | None = None) -> RouteTable:
+    """The app's route table, priced from the app's price book (at `at`, default now)."""
+    return RouteTable(cfg, providers(cfg), price_book(cfg),
+                      (lambda: at) if at is not None else lambda: datetime.now(UTC))

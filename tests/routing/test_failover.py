@@ -285,3 +285,26 @@ async def test_latency_is_kept_apart_for_streams_and_whole_answers(tmp_path: Pat
     latency = rig.failover.latency
     assert latency.streamed.get(key) == pytest.approx(0.2)  # time to the first token
     assert latency.whole.get(key) == pytest.approx(3.0)  # time to the whole answer
+
+
+# ---- quota-aware cooldowns (issue 12) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("quota", "seconds"), [("session", 3600.0), ("weekly", 6 * 3600.0),
+                                                 ("balance", 3600.0)])
+async def test_an_account_out_of_quota_is_left_alone_then_probed_once(
+    tmp_path: Path, quota: str, seconds: float
+) -> None:
+    rig = Rig(tmp_path, env={"OLLAMA_API_KEY": "k", "DEEPSEEK_API_KEY": "k"})
+    first, other = [t.provider.name for t in rig.routes.plan(MODEL)]
+    out = UpstreamError("out of quota", provider=first, upstream_status=429, quota=quota)
+    script = Script(rig.clock, {first: [out, 200]})
+    assert await rig.run(script) == f"{first}:429,{other}:200"
+    rig.clock.advance(seconds - 1)
+    for _ in range(20):
+        assert await rig.run(script) == f"{other}:200"
+    assert script.calls.count(first) == 1  # zero attempts while it is out
+    assert rig.board.quota_cooldowns()[first][0] == quota
+    rig.clock.advance(1.5)
+    assert await rig.run(script) == f"{first}:200"  # the one probe, and it is back
+    assert rig.board.quota_cooldowns() == {}

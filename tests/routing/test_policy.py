@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,9 @@ def test_default_route_is_the_providers_with_keys_in_declared_order(
     plan = table(config(env=keys)).plan(MODEL)
     assert names(plan) == expected
     upstream = {t.provider.name: t.upstream_model for t in plan}
-    assert upstream.get("openrouter", "deepseek/deepseek-v4-flash") == "deepseek/deepseek-v4-flash"
+    # one generation everywhere (issue 12): OpenRouter's deepseek/deepseek-v4-flash is V4
+    assert upstream.get("openrouter", "deepseek/deepseek-v4.1-flash") == \
+        "deepseek/deepseek-v4.1-flash"
     assert all(t.thinking is None and t.priority == 0 for t in plan)
 
 
@@ -82,7 +85,7 @@ def test_a_plain_list_route_is_ordered_and_may_rename_the_upstream_model(tmp_pat
             "    - provider: deepseek\n")
     plan = table(config(tmp_path, yaml)).plan(MODEL)
     assert [(t.provider.name, t.upstream_model) for t in plan] == [
-        ("ollama", "my-custom-tag"), ("deepseek", MODEL)]
+        ("ollama", "my-custom-tag"), ("deepseek", "deepseek-flash")]  # DeepSeek's V4.1 name
     assert plan[0].key == "ollama/my-custom-tag"
 
 
@@ -123,24 +126,34 @@ def test_weighted_shuffles_only_within_a_priority_level(tmp_path: Path) -> None:
 # ---- cheapest --------------------------------------------------------------------------------
 
 
-def test_cheapest_orders_by_configured_price(tmp_path: Path) -> None:
-    """Ollama's subscription is free per token; OpenRouter is made cheaper than DeepSeek."""
-    yaml = ("providers:\n  openrouter:\n    prices:\n"
-            f"      {MODEL}: {{cache_miss: 0.10, output: 0.20}}\n"
+def test_cheapest_orders_by_the_price_book_now(tmp_path: Path) -> None:
+    """Ollama's subscription is free per token; the book's override makes OpenRouter cheaper
+    than DeepSeek. (Issue 12: `cheapest` used to read a second, stale table in defaults.yaml.)"""
+    yaml = ("prices:\n  providers:\n    openrouter:\n"
+            f"      {MODEL}: [{{from: 2026-01-01, cache_hit: 0, cache_miss: 0.10, output: 0.20}}]\n"
             + route_yaml("cheapest", "      - provider: deepseek\n      - provider: openrouter\n"
                                      "      - provider: ollama\n"))
-    plan = table(config(tmp_path, yaml)).plan(MODEL)
-    assert names(plan) == ["ollama", "openrouter", "deepseek"]
-    prices = [t.price.blended for t in plan if t.price]
-    assert prices == sorted(prices)
+    cfg = config(tmp_path, yaml)
+    when = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert names(table(cfg, when).plan(MODEL)) == ["ollama", "openrouter", "deepseek"]
+
+
+def test_cheapest_reads_the_book_at_the_current_time(tmp_path: Path) -> None:
+    """DeepSeek's peak doubles its price: at peak OpenRouter (no peak hours) is cheaper."""
+    yaml = route_yaml("cheapest", "      - provider: deepseek\n      - provider: openrouter\n")
+    cfg = config(tmp_path, yaml)
+    peak = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # a Tuesday, 02:00 UTC
+    off_peak = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert names(table(cfg, peak).plan(MODEL)) == ["openrouter", "deepseek"]
+    assert names(table(cfg, off_peak).plan(MODEL)) == ["deepseek", "openrouter"]
 
 
 def test_cheapest_puts_a_target_without_a_price_last(tmp_path: Path) -> None:
-    yaml = ("providers:\n  ollama:\n    prices: {}\n"
+    yaml = ("prices:\n  providers:\n    ollama:\n"
+            f"      {MODEL}: [{{from: 2099-01-01, cache_hit: 0, cache_miss: 0, output: 0}}]\n"
             + route_yaml("cheapest", "      - provider: ollama\n      - provider: deepseek\n"))
     plan = table(config(tmp_path, yaml)).plan(MODEL)
     assert names(plan) == ["deepseek", "ollama"]
-    assert plan[1].price is None
 
 
 # ---- latency ---------------------------------------------------------------------------------
@@ -151,9 +164,9 @@ def test_latency_puts_unmeasured_targets_first_then_fastest(tmp_path: Path) -> N
     yaml = route_yaml("latency", "      - provider: deepseek\n      - provider: openrouter\n"
                                  "      - provider: ollama\n")
     routes = table(config(tmp_path, yaml))
-    measured = {f"deepseek/{MODEL}": 0.5, f"openrouter/deepseek/{MODEL}": 0.1}
+    measured = {"deepseek/deepseek-flash": 0.5, "openrouter/deepseek/deepseek-v4.1-flash": 0.1}
     assert names(routes.plan(MODEL, latency=measured.get)) == ["ollama", "openrouter", "deepseek"]
-    measured[f"ollama/{MODEL}"] = 0.3
+    measured["ollama/deepseek-v4.1-flash"] = 0.3
     assert names(routes.plan(MODEL, latency=measured.get)) == ["openrouter", "ollama", "deepseek"]
 
 

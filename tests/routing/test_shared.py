@@ -135,3 +135,20 @@ async def test_without_redis_sync_never_raises_and_the_board_works_in_process(
     assert board.state(key) is BreakerState.CLOSED
     await shared.close()
     assert shared.connected is False
+
+
+async def test_a_local_trip_stays_on_its_own_board(
+    key: str, pair: tuple[HealthBoard, SharedHealth, HealthBoard, SharedHealth, FakeClock]
+) -> None:
+    """An upstream 401/403 is about one replica's key: the other replica keeps the target,
+    and the cluster's closed breaker does not reopen it here either."""
+    board_a, shared_a, board_b, shared_b, _ = pair
+    board_a.trip(key, 120, share=False)
+    await shared_a.sync()
+    await shared_b.sync()
+    assert board_b.usable(key) and await board_b.acquire(key)
+    assert not board_a.usable(key) and not await board_a.acquire(key)
+    board_b.trip(key, 120)  # a shared trip (out of quota) does reach the other board
+    await shared_b.sync()
+    await shared_a.sync()
+    assert board_a.state(key) is BreakerState.OPEN

@@ -23,9 +23,17 @@ from .common import (
     sse,
 )
 
+# `deepseek-flash` is V4.1-Flash; `deepseek-v4-flash` a temporary compatibility route to it.
 MODELS = ("deepseek-v4-flash", "deepseek-v4-pro", "deepseek-flash")
+LISTED = ("deepseek-flash", "deepseek-v4-pro")  # what GET /models lists
+RETIRED = ("deepseek-chat", "deepseek-reasoner")  # inaccessible since 2026-07-24 15:59 UTC
+RETIRED_MESSAGE = ("The supported API model names are deepseek-v4-pro or deepseek-v4-flash, "
+                   "but you passed {model}")
+MAX_OUTPUT = 393_216
+MAX_TOKENS_MESSAGE = (f"Invalid max_tokens value, the valid range of max_tokens is "
+                      f"[1, {MAX_OUTPUT}]")
 EFFORTS = {"low": "low", "high": "high", "max": "max", "minimal": "low", "medium": "high",
-           "xhigh": "high"}
+           "xhigh": "high", "ultra": "max"}
 KEEPALIVE_EVERY = 4
 FINGERPRINT = "fp_sim_deepseek"
 MISSING_REASONING = (
@@ -80,7 +88,7 @@ class SimulatedDeepSeek(SimulatedProvider):
     async def _models(self, request: web.Request) -> web.Response:
         if (err := self._auth_error(request)) is not None:
             return err
-        data = [{"id": m, "object": "model", "owned_by": "deepseek"} for m in MODELS]
+        data = [{"id": m, "object": "model", "owned_by": "deepseek"} for m in LISTED]
         return json_response({"object": "list", "data": data})
 
     async def _balance(self, request: web.Request) -> web.Response:
@@ -147,19 +155,30 @@ class SimulatedDeepSeek(SimulatedProvider):
 
 
 def validate(body: Any) -> JSON:
-    """Reject what DeepSeek rejects: bad JSON, no messages, unknown or retired models."""
+    """Reject what DeepSeek rejects: bad JSON, no messages, unknown or retired models,
+    max_tokens outside [1, 393216], reasoning_effort with thinking disabled."""
     if body is None or is_invalid(body) or not isinstance(body, dict):
         raise RequestError(400, "Failed to deserialize the JSON body into the target type")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(422, "Failed to deserialize the JSON body into the target type: "
                                 "missing field `messages`")
-    if body.get("model") not in MODELS:
+    model = body.get("model")
+    if model in RETIRED:
+        raise RequestError(400, RETIRED_MESSAGE.format(model=model))
+    if model not in MODELS:
         raise RequestError(400, "Model Not Exist")
+    for name in ("max_tokens", "max_completion_tokens"):
+        limit = body.get(name)
+        if isinstance(limit, int) and not 1 <= limit <= MAX_OUTPUT:
+            raise RequestError(400, MAX_TOKENS_MESSAGE)
     effort = body.get("reasoning_effort")
     if effort is not None and effort not in EFFORTS:
         raise RequestError(400, f"Invalid reasoning_effort: {effort!r}; "
                                 "expected one of low, high, max")
+    thinking = body.get("thinking")
+    if effort is not None and isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        raise RequestError(400, "reasoning_effort cannot be set when thinking is disabled")
     return body
 
 

@@ -27,8 +27,10 @@ from .common import (
     word_pieces,
 )
 
-MODELS = ("deepseek-v4-flash", "deepseek-v4-pro")
+# Names of the direct API (/api/tags): deepseek-v4-flash is V4, deepseek-v4.1-flash is V4.1.
+MODELS = ("deepseek-v4-flash", "deepseek-v4.1-flash", "deepseek-v4-pro")
 EFFORTS = ("high", "medium", "low", "none")
+V41_EFFORTS = (*EFFORTS, "max")  # DeepSeek V4.1 reportedly takes max too
 NATIVE_THINK = (True, False, "low", "medium", "high")
 MIDSTREAM_ERROR = "an error was encountered while running the model"
 FINGERPRINT = "fp_ollama"
@@ -37,7 +39,9 @@ MESSAGES: dict[int, str] = {
     400: "invalid request",
     401: "unauthorized",
     404: "not found",
-    429: "you (user) have reached your session usage limit, please wait or upgrade to continue",
+    402: "this model uses extra usage only, and your extra usage balance is empty",
+    429: "you (user) have reached your session usage limit, upgrade for higher limits: "
+         "https://ollama.com/upgrade",
     500: "internal server error",
     502: "cloud model cannot be reached",
     503: "Server overloaded, please retry shortly",
@@ -65,6 +69,8 @@ class SimulatedOllama(SimulatedProvider):
         self, status: int, message: str | None = None, headers: dict[str, str] | None = None
     ) -> web.Response:
         text = message or MESSAGES.get(status, "error")
+        if status in (402, 429) and "usage" in text:
+            headers = None  # a usage limit says nothing of when it ends: no Retry-After
         return json_response({"error": text}, status=status, headers=headers)
 
     # ---- shared checks
@@ -184,9 +190,10 @@ def v1_thinking(body: JSON) -> bool:
     effort = body.get("reasoning_effort")
     if effort is None:
         return True
-    if effort not in EFFORTS:
+    allowed = V41_EFFORTS if str(body.get("model")).startswith("deepseek-v4.1") else EFFORTS
+    if effort not in allowed:
         raise RequestError(400, f"invalid reasoning_effort {effort!r}, "
-                                "must be one of high, medium, low, none")
+                                f"must be one of {', '.join(allowed)}")
     return bool(effort != "none")
 
 

@@ -22,7 +22,9 @@ from .common import (
     sse,
 )
 
-BASE_MODELS = ("deepseek/deepseek-v4-flash", "deepseek/deepseek-v4-pro")
+# deepseek/deepseek-v4-flash is still the older, text-only V4; V4.1 has its own ids.
+BASE_MODELS = ("deepseek/deepseek-v4-flash", "deepseek/deepseek-v4.1-flash",
+               "deepseek/deepseek-v4.1-flash-1017", "deepseek/deepseek-v4-pro")
 MODELS = BASE_MODELS + tuple(m + ":free" for m in BASE_MODELS)
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 # USD per token, used for usage.cost: cache-miss prompt, cache-hit prompt, completion.

@@ -38,10 +38,11 @@ kept as `top_k` (the providers drop it); `metadata.user_id` -> `user`; `tools` -
 
 Thinking:
 - `thinking: {type: enabled, budget_tokens}`: on, effort from the budget:
-  budget <= 4096 -> "low", <= 16384 -> "high", more -> "max" (DeepSeek's three levels; Claude
-  Code's small background budgets stay cheap, its "ultrathink" budgets get Think Max);
+  budget <= 4096 -> "low", <= 16384 -> "high", more -> "max" (`thinking.BUDGET_TIERS`, shared by
+  every dialect; Claude Code's small background budgets stay cheap, "ultrathink" gets Think Max);
 - `{type: adaptive}`: on, the provider's default effort; `{type: disabled}`: off;
-- `output_config.effort` (low|medium|high|max) sets the effort and wins over the budget tiers;
+- `output_config.effort` (low|medium|high|max; medium is High) sets the effort and wins over the
+  budget tiers;
   it does not switch thinking on or off;
 - no `thinking`: the model's default (`ResolvedModel.default_thinking`).
 """
@@ -64,12 +65,10 @@ from gateway.surfaces.anthropic_messages.tokens import (
     estimate_input_tokens,
 )
 from gateway.surfaces.body import json_object
-from gateway.thinking import Thinking
+from gateway.thinking import DEEPSEEK_EFFORTS, Thinking, mode_for_budget
 
 API = "anthropic.messages"
 
-LOW_BUDGET = 4096  # budget_tokens up to this: effort "low"
-HIGH_BUDGET = 16384  # up to this: "high"; above: "max"
 _EFFORTS = frozenset({"low", "medium", "high", "max"})
 _TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
 _ERROR_PREFIX = "Error: "
@@ -140,7 +139,8 @@ def parse_messages(
         raise InvalidRequest("stream: must be a boolean", param="stream")
 
     model = models.resolve(model_name, catalogue)
-    thinking = _thinking(body.get("thinking"), body.get("output_config"), model.default_thinking)
+    thinking = _thinking(body.get("thinking"), body.get("output_config"), model.default_thinking,
+                         model.default_effort)
     call = Call(API, model_name, model, thinking, messages, params, stream, user)
     tokens = estimate_input_tokens(call, counter or HeuristicCounter())
     call.options = MessagesOptions(model_name, tokens, stop)
@@ -208,7 +208,8 @@ def _user(metadata: Any) -> str | None:
 # ---- thinking ----------------------------------------------------------------------------
 
 
-def _thinking(value: Any, output_config: Any, default_enabled: bool) -> Thinking:
+def _thinking(value: Any, output_config: Any, default_enabled: bool,
+              default_effort: str | None = None) -> Thinking:
     effort: str | None = None
     if output_config is not None:
         if not isinstance(output_config, dict):
@@ -221,6 +222,8 @@ def _thinking(value: Any, output_config: Any, default_enabled: bool) -> Thinking
             )
     if value is None:
         enabled = default_enabled
+        if effort is None and enabled:
+            effort = default_effort
     else:
         kind = value.get("type") if isinstance(value, dict) else None
         if kind == "disabled":
@@ -243,15 +246,13 @@ def _thinking(value: Any, output_config: Any, default_enabled: bool) -> Thinking
                 "{\"type\": \"adaptive\"} or {\"type\": \"disabled\"}",
                 param="thinking.type",
             )
-    return Thinking(enabled=True, effort=effort) if enabled else Thinking(enabled=False)
+    if not enabled:
+        return Thinking(enabled=False)
+    return Thinking(enabled=True, effort=DEEPSEEK_EFFORTS[effort] if effort else None)
 
 
 def _effort_for_budget(budget: int) -> str:
-    if budget <= LOW_BUDGET:
-        return "low"
-    if budget <= HIGH_BUDGET:
-        return "high"
-    return "max"
+    return mode_for_budget(budget)
 
 
 # ---- tools -------------------------------------------------------------------------------

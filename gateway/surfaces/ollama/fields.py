@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.models import ModelCatalogue, ResolvedModel
-from gateway.thinking import Thinking
+from gateway.thinking import DEEPSEEK_EFFORTS, Thinking, default_thinking
 
 _LATEST = ":latest"
 _EFFORTS = ("low", "medium", "high", "max")
@@ -61,15 +61,16 @@ def stream_flag(body: dict[str, Any]) -> bool:
     return stream
 
 
-def thinking(value: Any, default_enabled: bool) -> Thinking:
+def thinking(value: Any, default_enabled: bool, default_effort: str | None = None) -> Thinking:
+    """`think` to a mode: "medium" is Thinking (High), DeepSeek's nearest level."""
     if value is None:
-        return Thinking(enabled=default_enabled)
+        return default_thinking(default_enabled, default_effort)
     if value is True:
         return Thinking(enabled=True)
     if value is False:
         return Thinking(enabled=False)
     if isinstance(value, str) and value in _EFFORTS:
-        return Thinking(enabled=True, effort=value)
+        return Thinking(enabled=True, effort=DEEPSEEK_EFFORTS[value])
     raise InvalidRequest(
         f'think: must be true, false, "low", "medium", "high" or "max"; got {value!r}',
         param="think",

@@ -100,7 +100,7 @@ def _call(api: str, body: dict[str, Any], name: str, messages: list[Message],
           params: dict[str, Any], catalogue: ModelCatalogue, *, generate: bool) -> Call:
     stream = fields.stream_flag(body)
     model = fields.resolve_model(name, catalogue)
-    thinking = fields.thinking(body.get("think"), model.default_thinking)
+    thinking = fields.thinking(body.get("think"), model.default_thinking, model.default_effort)
     options = OllamaOptions(name, time.monotonic_ns(), generate)
     return Call(api, name, model, thinking, messages, params, stream, None, options)
 

@@ -75,7 +75,7 @@ def parse_chat_request(raw: bytes, catalogue: ModelCatalogue) -> Call:
         raise InvalidRequest(f"'n' must be between 1 and {_MAX_CHOICES}", param="n")
 
     model = catalogue.resolve(model_name)
-    thinking = extract_thinking(body, model.default_thinking)
+    thinking = extract_thinking(body, model.default_thinking, model.default_effort)
     stream = body.pop("stream", None) is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True

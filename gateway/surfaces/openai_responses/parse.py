@@ -9,8 +9,9 @@ forwarded upstream). A problem is a 400 naming the field, e.g. `input[2].content
   (tools.py); `parallel_tool_calls`, `temperature`, `top_p` as they are; `max_output_tokens` ->
   `max_tokens`; `text.format` json_object | json_schema -> `response_format`; `user` (or
   `safety_identifier`) -> `user`; `metadata` is only echoed (at most 16 string pairs).
-- `reasoning.effort`: none -> thinking off; minimal | low | medium | high | xhigh -> thinking on
-  with that effort (each provider maps it to its own levels); absent -> the model's default.
+- `reasoning.effort`: none -> thinking off; minimal | low -> Low, medium | high -> High,
+  xhigh -> Think Max (the top of OpenAI's scale, as OpenRouter maps it for DeepSeek V4; see
+  gateway/thinking.py); absent -> the model's default.
   `reasoning.summary` is echoed: the reasoning comes back whole, as `reasoning_text`.
 - `store` (default true), `previous_response_id`, `include` (only
   `reasoning.encrypted_content` changes anything) go into `ResponsesOptions`; `prepare` in
@@ -24,11 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-import orjson
-
 from gateway.core.call import Call, Message
 from gateway.errors import InvalidRequest
 from gateway.models import ModelCatalogue
+from gateway.surfaces.body import json_object
 from gateway.surfaces.openai_responses.ids import new_id
 from gateway.surfaces.openai_responses.inputs import Item, normalize_input, to_messages
 from gateway.surfaces.openai_responses.tools import (
@@ -110,7 +110,8 @@ def parse_responses(raw: bytes, catalogue: ModelCatalogue) -> Call:
     summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
     model = catalogue.resolve(model_name)
     thinking = extract_thinking(
-        {"reasoning": reasoning} if reasoning is not None else {}, model.default_thinking)
+        {"reasoning": reasoning} if reasoning is not None else {}, model.default_thinking,
+        model.default_effort)
 
     echo = {
         "instructions": body.get("instructions"),
@@ -148,14 +149,7 @@ def with_history(call: Call, history: list[Item]) -> None:
 # ---- fields ------------------------------------------------------------------------------
 
 
-def _load(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
+_load = json_object
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

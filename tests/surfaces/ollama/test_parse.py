@@ -62,7 +62,7 @@ def test_stream_false_and_a_missing_model() -> None:
     (True, Thinking(enabled=True)),
     (False, Thinking(enabled=False)),
     ("low", Thinking(enabled=True, effort="low")),
-    ("medium", Thinking(enabled=True, effort="medium")),
+    ("medium", Thinking(enabled=True, effort="high")),  # DeepSeek's nearest level (issue 12)
     ("high", Thinking(enabled=True, effort="high")),
     ("max", Thinking(enabled=True, effort="max")),
 ])

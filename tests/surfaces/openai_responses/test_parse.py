@@ -303,9 +303,11 @@ def test_text_formats_become_response_format() -> None:
     (None, True, None),  # the model's default: DeepSeek V4 thinks
     ({"summary": "auto"}, True, None),
     ({"effort": "none"}, False, None),
-    ({"effort": "minimal"}, True, "minimal"),
+    # folded to DeepSeek's levels (issue 12): minimal is Low, xhigh the top, Think Max
+    ({"effort": "minimal"}, True, "low"),
+    ({"effort": "medium"}, True, "high"),
     ({"effort": "high", "summary": "detailed"}, True, "high"),
-    ({"effort": "xhigh"}, True, "xhigh"),
+    ({"effort": "xhigh"}, True, "max"),
 ])
 def test_reasoning_effort_is_the_thinking_mode(reasoning_field: Any, enabled: bool,
                                                effort: str | None) -> None:

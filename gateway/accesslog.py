@@ -1,0 +1,129 @@
+"""The access log: one INFO line per call, from the call's usage event.
+
+It is one more usage sink, so it sees exactly the calls that metering sees (refusals included)
+with the same cost. On the hot path it does nothing but a level check and one `log.info`: the
+line is formatted by the handler only when it is emitted (`AccessLine.__str__`), and a JSON
+formatter reads the fields without parsing it (`AccessLine.fields`).
+
+Nothing secret is in it: the key's id and name (never the key), the team, models, provider,
+attempts, timings, tokens and cost. Strings a client chose (the requested model, the key's
+name) are quoted when they hold spaces, quotes or control characters, so a line stays one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from gateway.usage import UsageEvent
+
+LOGGER = "gateway.access"
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:/@+,=-]+$")
+
+
+class AccessLine:
+    """The log message of one call: formatted lazily, once."""
+
+    __slots__ = ("_event", "_text")
+
+    def __init__(self, event: UsageEvent) -> None:
+        self._event = event
+        self._text: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        event = self._event
+        usage = event.usage
+        principal = event.principal
+        return {
+            "request_id": event.request_id,
+            "api": event.api,
+            "key_id": event.key_id,
+            "key_name": principal.key_name if principal is not None else None,
+            "team": event.team,
+            "requested_model": event.requested_model or None,
+            "model": event.model or None,
+            "thinking": event.thinking or None,
+            "stream": event.stream,
+            "provider": event.provider,
+            "upstream_model": event.upstream_model,
+            "attempts": ",".join(f"{p}:{o}" for p, o in event.attempts) or None,
+            "status": event.status,
+            "error": event.error_type,
+            "latency_ms": round(event.latency_s * 1000, 1),
+            "ttft_ms": round(event.ttft_s * 1000, 1) if event.ttft_s is not None else None,
+            "prompt_tokens": usage.prompt_tokens if usage is not None else None,
+            "cache_hit_tokens": usage.cache_hit_tokens if usage is not None else None,
+            "completion_tokens": usage.completion_tokens if usage is not None else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage is not None else None,
+            "estimated": usage.estimated if usage is not None and usage.estimated else None,
+            "cost_usd": round(event.cost_usd, 8) if event.cost_usd is not None else None,
+        }
+
+    def __str__(self) -> str:
+        """The same fields as `fields()`, in the same order, written directly: this runs once
+        per call, so it skips the dict and quotes only the strings a client chose."""
+        if self._text is not None:
+            return self._text
+        e = self._event
+        parts = [f"access request_id={_quoted(e.request_id)} api={e.api}"]
+        add = parts.append
+        if e.key_id:
+            add(f"key_id={e.key_id}")
+        principal = e.principal
+        if principal is not None and principal.key_name:
+            add(f"key_name={_quoted(principal.key_name)}")
+        if e.team:
+            add(f"team={e.team}")
+        if e.requested_model:
+            add(f"requested_model={_quoted(e.requested_model)}")
+        if e.model:
+            add(f"model={e.model}")
+        if e.thinking:
+            add(f"thinking={e.thinking}")
+        if e.stream:
+            add("stream=true")
+        if e.provider:
+            add(f"provider={e.provider}")
+        if e.upstream_model:
+            add(f"upstream_model={e.upstream_model}")
+        if e.attempts:
+            add("attempts=" + ",".join(f"{p}:{o}" for p, o in e.attempts))
+        add(f"status={e.status}")
+        if e.error_type:
+            add(f"error={_quoted(e.error_type)}")
+        add(f"latency_ms={e.latency_s * 1000:.1f}")
+        if e.ttft_s is not None:
+            add(f"ttft_ms={e.ttft_s * 1000:.1f}")
+        usage = e.usage
+        if usage is not None:
+            add(f"prompt_tokens={usage.prompt_tokens}")
+            if usage.cache_hit_tokens is not None:
+                add(f"cache_hit_tokens={usage.cache_hit_tokens}")
+            add(f"completion_tokens={usage.completion_tokens}")
+            if usage.reasoning_tokens is not None:
+                add(f"reasoning_tokens={usage.reasoning_tokens}")
+            if usage.estimated:
+                add("estimated=true")
+        if e.cost_usd is not None:  # 0.0000123, not 1.23e-05
+            add("cost_usd=" + f"{e.cost_usd:.8f}".rstrip("0").rstrip("."))
+        self._text = " ".join(parts)
+        return self._text
+
+
+def _quoted(text: str) -> str:
+    if _PLAIN.match(text):
+        return text
+    return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+class AccessLogSink:
+    """A usage sink that logs each call at INFO on `gateway.access`."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger(LOGGER)
+
+    def record(self, event: UsageEvent) -> None:
+        log = self._log
+        if log.isEnabledFor(logging.INFO):
+            log.info(AccessLine(event))

@@ -1,0 +1,104 @@
+"""One Redis client for the request path (rate limits, budgets), with its own breaker.
+
+Before it, each user had its own pool and logged every failure: a hung Redis cost every
+limited request the 0.5 s socket timeout (1 s with a budget) for the whole outage, and
+"Redis unavailable" was logged hundreds of times a second. Now the first failure marks Redis
+down (one warning), callers skip it and count in-process, a background task probes it every
+`probe_interval` seconds and marks it up again (one info line). No request pays a timeout
+while Redis is known to be down.
+
+While up, every process keeps a heartbeat key (`switchyard:replica:<id>`, expiring) and
+counts the live ones: `replicas` is the last count seen, which is what local limits divide by
+when Redis goes away (unless the config fixes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("gateway.redis")
+
+_REPLICA_PREFIX = "switchyard:replica:"
+FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisLink:
+    def __init__(self, url: str, *, timeout: float = 0.25, probe_interval: float = 1.0,
+                 heartbeat: float = 1.0, replicas: int | None = None) -> None:
+        self.client = redis.from_url(url, socket_timeout=timeout,
+                                     socket_connect_timeout=timeout)
+        self.up = True
+        self._probe_interval = probe_interval
+        self._heartbeat = heartbeat
+        self._fixed_replicas = replicas
+        self._seen_replicas = 1
+        self._id = uuid.uuid4().hex[:12]
+        self._task: asyncio.Task[None] | None = None
+        self._went_down = asyncio.Event()  # wakes the heartbeat's wait: probe at once
+
+    @property
+    def replicas(self) -> int:
+        """Live gateway processes sharing this Redis (the last count seen, or configured)."""
+        return self._fixed_replicas or self._seen_replicas
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="redis-link")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.up:
+            with contextlib.suppress(*FAILURES):
+                await asyncio.wait_for(self.client.delete(_REPLICA_PREFIX + self._id), 0.5)
+        await self.client.aclose()
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        """A call failed: Redis is down until the probe says otherwise (logged once)."""
+        if self.up:
+            log.warning("Redis unavailable (%s while %s): rate limits and budgets count "
+                        "in-process until it returns", type(exc).__name__, what)
+        self.up = False
+        self._went_down.set()
+        if self._task is None:  # a link nobody started (tests, tools): it must still recover
+            with contextlib.suppress(RuntimeError):
+                self.start()
+
+    async def _run(self) -> None:
+        while True:
+            if self.up:
+                await self._beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._went_down.wait(), self._heartbeat)
+            else:
+                await asyncio.sleep(self._probe_interval)
+                await self._probe()
+
+    async def _probe(self) -> None:
+        try:
+            await self.client.ping()
+        except FAILURES:
+            return
+        self.up = True
+        self._went_down.clear()
+        log.info("Redis is back: rate limits and budgets are shared again")
+
+    async def _beat(self) -> None:
+        try:
+            await self.client.set(_REPLICA_PREFIX + self._id, "1",
+                                  ex=max(1, int(self._heartbeat * 3)))
+            count = 0
+            async for _ in self.client.scan_iter(match=_REPLICA_PREFIX + "*", count=500):
+                count += 1
+        except FAILURES as exc:
+            self.failed(exc, "sending the heartbeat")
+            return
+        self._seen_replicas = max(1, count)

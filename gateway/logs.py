@@ -1,0 +1,80 @@
+"""Log setup for `gateway serve`: human lines or one JSON object per line (`--log-format`).
+
+uvicorn is started with `log_config=None` so its lines go through the same handler and format
+as the gateway's; the access line's fields (gateway/accesslog.py) become top-level JSON keys,
+so a log shipper can filter on `status` or sum `cost_usd` without parsing text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any, Literal
+
+import orjson
+
+from gateway.accesslog import LOGGER as ACCESS_LOGGER
+from gateway.accesslog import AccessLine
+
+LogFormat = Literal["text", "json"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "message", ...}`; an access line adds its fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if isinstance(record.msg, AccessLine):
+            out["message"] = "access"
+            out.update((k, v) for k, v in record.msg.fields().items() if v is not None)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def _iso(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+
+
+_ENV = ("SWITCHYARD_LOG_LEVEL", "SWITCHYARD_LOG_FORMAT", "SWITCHYARD_ACCESS_LOG")
+
+
+def configure(level: str = "info", fmt: LogFormat = "text", *, access_log: bool = True) -> None:
+    """One stderr handler on the root logger; uvicorn's loggers propagate to it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers.clear()
+        uv.propagate = True
+        uv.setLevel(logging.NOTSET)  # the root's level, until uvicorn sets its --log-level
+    # Alembic announces its plugins on import and its steps on every start (a dozen INFO
+    # lines); the usage store says it in one (gateway/db/store.py).
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
+
+
+def export_settings(level: str, fmt: LogFormat, *, access_log: bool) -> None:
+    """For `--workers N`: uvicorn spawns fresh processes, which read these back
+    (`configure_from_env`, called by the workers' app factory)."""
+    os.environ.update(zip(_ENV, (level, fmt, "1" if access_log else "0"), strict=True))
+
+
+def configure_from_env() -> None:
+    level, fmt, access = (os.environ.get(name) for name in _ENV)
+    if level is not None:
+        configure(level, "json" if fmt == "json" else "text", access_log=access != "0")

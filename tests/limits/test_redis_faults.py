@@ -1,0 +1,174 @@
+"""Redis faults on the request path, against a redis-server of the test's own: killed, and
+frozen (SIGSTOP). One warning when it goes, one info line when it returns, no request waits on
+a Redis known to be down, and local counting goes on from the counts last seen there, each
+process taking its share of what was left."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.keys.principal import Budget
+from gateway.limits.budget import BudgetTracker
+from gateway.limits.ratelimit import Limit, RateLimiter
+from gateway.limits.redislink import RedisLink
+from tests.limits.test_ratelimit import Clock
+
+
+class OwnRedis:
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        pytest.skip(f"needs redis-server: {exc}")
+    yield server
+    server.stop()
+
+
+async def wait_until_up(link: RedisLink, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    for _ in range(int(seconds / 0.02) + 1):
+        if link.up:
+            return
+        assert time.monotonic() < deadline, "the probe never saw Redis return"
+        await asyncio.sleep(0.02)
+    raise AssertionError("the probe never saw Redis return")
+
+
+def subject() -> str:
+    return f"key:test-{uuid.uuid4().hex[:10]}"
+
+
+async def test_a_hung_redis_costs_one_timeout_then_nothing(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.redis")
+    link = RedisLink(own_redis.url, timeout=0.2, probe_interval=0.1)
+    link.start()
+    limiter = RateLimiter(link)
+    limit = Limit(subject(), rpm=1000)
+    assert (await limiter.admit([limit])).allowed
+    own_redis.freeze()
+    slow = 0
+    for _ in range(50):
+        began = time.monotonic()
+        assert (await limiter.admit([limit])).allowed
+        slow += time.monotonic() - began > 0.05
+    assert slow == 1  # only the request that found it down waited
+    assert not link.up
+    own_redis.thaw()
+    await wait_until_up(link)
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.redis"]
+    assert len([m for m in messages if "unavailable" in m]) == 1
+    assert len([m for m in messages if "back" in m]) == 1
+    await link.close()
+
+
+async def test_local_counting_continues_from_the_last_counts_and_shares_what_is_left(
+    own_redis: OwnRedis
+) -> None:
+    """rpm 120; 40 used through Redis, then it dies: two replicas may admit 40 each more,
+    so the cluster stays at the limit instead of 120 more per process."""
+    clock = Clock()
+    links = [RedisLink(own_redis.url, timeout=0.2, replicas=2) for _ in range(2)]
+    a, b = RateLimiter(links[0], clock=clock), RateLimiter(links[1], clock=clock)
+    limit = Limit(subject(), rpm=120)
+    for i in range(40):
+        assert (await (a if i % 2 else b).admit([limit])).allowed
+    own_redis.stop()
+    admitted = 0
+    for _ in range(200):
+        admitted += (await a.admit([limit])).allowed
+        admitted += (await b.admit([limit])).allowed
+    assert 40 + admitted <= 120 * 1.05
+    assert 40 + admitted >= 110
+    clock.now += 60  # a new minute: each gets its share of the whole limit
+    fresh = sum([(await a.admit([limit])).allowed for _ in range(200)])
+    assert fresh == 60
+    for link in links:
+        await link.close()
+
+
+async def test_replicas_are_counted_through_heartbeats(own_redis: OwnRedis) -> None:
+    links = [RedisLink(own_redis.url, heartbeat=0.05) for _ in range(3)]
+    for link in links:
+        link.start()
+    await asyncio.sleep(0.3)
+    assert [link.replicas for link in links] == [3, 3, 3]
+    for link in links:
+        await link.close()
+
+
+async def test_budget_spend_goes_on_from_redis_and_catches_up_when_it_returns(
+    own_redis: OwnRedis
+) -> None:
+    async def nothing_recorded(subject: str, since: datetime) -> float:
+        return 0.0
+
+    link = RedisLink(own_redis.url, timeout=0.2, probe_interval=0.05)
+    link.start()
+    tracker = BudgetTracker(link, nothing_recorded, clock=lambda: time.time())
+    budget = Budget(subject(), usd=1.0, period="day")
+    await tracker.charge([budget], 0.6)
+    own_redis.freeze()
+    await tracker.charge([budget], 0.3)  # finds it down
+    began = time.monotonic()
+    assert await tracker.check([budget]) is None  # 0.9 spent: room left
+    await tracker.charge([budget], 0.2)
+    exhausted = await tracker.check([budget])
+    assert exhausted is not None and exhausted.spent == pytest.approx(1.1)
+    assert time.monotonic() - began < 0.05  # nothing waited on the frozen Redis
+    own_redis.thaw()
+    await wait_until_up(link)
+    await tracker.charge([budget], 0.1)  # carries what was charged meanwhile
+    now = datetime.now(UTC)
+    raw = await link.client.get(f"switchyard:spend:{budget.subject}:{now:%Y-%m-%d}")
+    assert float(raw) == pytest.approx(1.2)
+    await link.close()
