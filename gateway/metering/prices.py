@@ -146,6 +146,8 @@ class PriceBook:
         so a second account of a kind is priced like the first unless listed itself.
         `billed_as` names the book an account reads first (`ollama` -> `ollama-per-token`)."""
         self._billed_as = billed_as or {}
+        self._memo_minute = -1
+        self._memo: dict[tuple[str, str], Price | None] = {}
         self._windows = data.windows
         self._calendars = {name: c.dates() for name, c in data.calendars.items()}
         self._offsets = {name: c.utc_offset_hours for name, c in data.calendars.items()}
@@ -180,8 +182,24 @@ class PriceBook:
         return cls(merge(shipped, overrides) if overrides else shipped, kinds, billed_as)
 
     def price(self, provider: str, model: str, at: datetime) -> Price | None:
-        """The price in force at `at` (aware or UTC-naive), or None if the book has none."""
+        """The price in force at `at` (aware or UTC-naive), or None if the book has none.
+
+        Prices change only at minute boundaries (entry starts and peak windows are given to
+        the minute), so each (provider, model) is looked up once a minute: every usage row
+        asks, on the request's path."""
         at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        minute = int(at.timestamp() // 60)
+        if minute != self._memo_minute:
+            self._memo_minute = minute
+            self._memo.clear()
+        key = (provider, model)
+        if key in self._memo:
+            return self._memo[key]
+        found = self._price(provider, model, at.replace(second=0, microsecond=0))
+        self._memo[key] = found
+        return found
+
+    def _price(self, provider: str, model: str, at: datetime) -> Price | None:
         current = self.entry(provider, model, at)
         if current is None:
             return None
