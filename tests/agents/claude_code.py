@@ -16,10 +16,8 @@ exempted through NO_PROXY). See tests/agents/README.md for what Claude Code send
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -30,11 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-AGENTS_DIR = Path(__file__).resolve().parent
-NODE_MODULES = AGENTS_DIR / "node_modules"
+from tests.agents import npm
+from tests.agents.npm import INSTALL_HINT, NODE_MODULES
+
 PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_HINT = ("run `make test` (it installs the pinned agents with "
-                "`npm ci --prefix tests/agents`; needs node and npm)")
 PLACEHOLDER_MAX_BYTES = 1 << 20  # the wrapper's bin/claude.exe before postinstall: a script
 
 # Everything this version reads to stay off the network besides the API (checked in its
@@ -64,27 +61,12 @@ class ClaudeCodeMissing(RuntimeError):
 
 
 def pinned_version() -> str:
-    manifest = json.loads((AGENTS_DIR / "package.json").read_text())
-    return str(manifest["dependencies"][PACKAGE])
-
-
-def installed_version() -> str | None:
-    try:
-        manifest = json.loads((NODE_MODULES / PACKAGE / "package.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return str(manifest.get("version"))
+    return npm.pinned_version(PACKAGE)
 
 
 def locate() -> Path:
     """The native `claude` binary of the pinned version, or ClaudeCodeMissing."""
-    wanted, found = pinned_version(), installed_version()
-    if found is None:
-        raise ClaudeCodeMissing(
-            f"Claude Code {wanted} is not installed in {NODE_MODULES}: {INSTALL_HINT}")
-    if found != wanted:
-        raise ClaudeCodeMissing(
-            f"tests/agents has Claude Code {found} installed but pins {wanted}: {INSTALL_HINT}")
+    wanted = npm.require_pinned(PACKAGE, "Claude Code", ClaudeCodeMissing)
     wrapper_bin = NODE_MODULES / PACKAGE / "bin" / "claude.exe"
     candidates = [wrapper_bin] if _size(wrapper_bin) > PLACEHOLDER_MAX_BYTES else []
     scope = NODE_MODULES / PACKAGE.split("/")[0]
@@ -256,15 +238,11 @@ def run(prompt: str, *, base_url: str, token: str, cwd: Path, home: Path,
             stdout, stderr = proc.communicate(timeout=timeout)
             code = proc.returncode
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            npm.kill_group(proc.pid)
             stdout, stderr = proc.communicate()
             code = None
-        _kill_group(proc.pid)  # whatever it left running (background shells)
+        npm.kill_group(proc.pid)  # whatever it left running (background shells)
         seconds = time.monotonic() - started
         attempts = list(trap.attempts)
     return Run(argv, code, stdout, stderr, seconds, attempts)
 
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

@@ -51,7 +51,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -59,10 +58,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.agents.claude_code import INSTALL_HINT, PhoneHomeTrap
+from tests.agents import npm
+from tests.agents.claude_code import PhoneHomeTrap
+from tests.agents.npm import INSTALL_HINT, NODE_MODULES
 
-AGENTS_DIR = Path(__file__).resolve().parent
-NODE_MODULES = AGENTS_DIR / "node_modules"
 PACKAGE = "@openai/codex"
 KEY_ENV = "SWITCHYARD_API_KEY"
 PROVIDER = "switchyard"
@@ -84,26 +83,12 @@ class CodexMissing(RuntimeError):
 
 
 def pinned_version() -> str:
-    manifest = json.loads((AGENTS_DIR / "package.json").read_text())
-    return str(manifest["dependencies"][PACKAGE])
-
-
-def installed_version() -> str | None:
-    try:
-        manifest = json.loads((NODE_MODULES / PACKAGE / "package.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return str(manifest.get("version"))
+    return npm.pinned_version(PACKAGE)
 
 
 def locate() -> Path:
     """The native `codex` binary of the pinned version, or CodexMissing."""
-    wanted, found = pinned_version(), installed_version()
-    if found is None:
-        raise CodexMissing(f"Codex {wanted} is not installed in {NODE_MODULES}: {INSTALL_HINT}")
-    if found != wanted:
-        raise CodexMissing(
-            f"tests/agents has Codex {found} installed but pins {wanted}: {INSTALL_HINT}")
+    wanted = npm.require_pinned(PACKAGE, "Codex", CodexMissing)
     triple = _TRIPLES.get((platform.system(), platform.machine()))
     if triple is not None:
         for package in sorted((NODE_MODULES / "@openai").glob("codex-*")):
@@ -226,15 +211,11 @@ def run(prompt: str, *, base_url: str, token: str, cwd: Path, home: Path, model:
             stdout, stderr = proc.communicate(timeout=timeout)
             code = proc.returncode
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            npm.kill_group(proc.pid)
             stdout, stderr = proc.communicate()
             code = None
-        _kill_group(proc.pid)  # whatever it left running
+        npm.kill_group(proc.pid)  # whatever it left running
         seconds = time.monotonic() - started
         attempts = list(trap.attempts)
     return Run(argv, code, stdout, stderr, seconds, attempts)
 
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
