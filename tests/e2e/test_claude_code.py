@@ -10,11 +10,11 @@ A missing install is a failure that says to run `make test`, never a skip.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.agents import claude_code
+from tests.e2e.agent_requests import chat_requests, summary
 from tests.e2e.conftest import GatewayFactory, Upstreams
 from tests.upstream.common import Script, last_turn_role
 
@@ -32,22 +32,6 @@ def require_claude_code() -> Path:
     except claude_code.ClaudeCodeMissing as exc:
         missing = str(exc)
     pytest.fail(missing, pytrace=False)
-
-
-def chat_requests(upstreams: Upstreams) -> list[dict[str, Any]]:
-    return [r.json for r in upstreams.deepseek.requests
-            if r.path.endswith("/chat/completions") and isinstance(r.json, dict)]
-
-
-def summary(requests: list[dict[str, Any]]) -> str:
-    """What DeepSeek was asked, one line a request, for failure messages."""
-    lines = []
-    for body in requests:
-        messages = body.get("messages") or []
-        tools = [(t.get("function") or {}).get("name") for t in body.get("tools") or []]
-        lines.append(f"model={body.get('model')} stream={body.get('stream')} "
-                     f"roles={[m.get('role') for m in messages]} tools={tools}")
-    return "\n".join(lines) or "(no request reached DeepSeek)"
 
 
 def test_claude_code_writes_a_file_through_the_gateway(

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.agents import codex
+from tests.e2e.agent_requests import chat_requests, summary
 from tests.e2e.conftest import GatewayFactory, Upstreams
 from tests.upstream.common import Script, last_turn_role
 
@@ -35,22 +35,6 @@ def require_codex() -> Path:
     except codex.CodexMissing as exc:
         missing = str(exc)
     pytest.fail(missing, pytrace=False)
-
-
-def chat_requests(upstreams: Upstreams) -> list[dict[str, Any]]:
-    return [r.json for r in upstreams.deepseek.requests
-            if r.path.endswith("/chat/completions") and isinstance(r.json, dict)]
-
-
-def summary(requests: list[dict[str, Any]]) -> str:
-    """What DeepSeek was asked, one line a request, for failure messages."""
-    lines = []
-    for body in requests:
-        messages = body.get("messages") or []
-        tools = [(t.get("function") or {}).get("name") for t in body.get("tools") or []]
-        lines.append(f"model={body.get('model')} stream={body.get('stream')} "
-                     f"roles={[m.get('role') for m in messages]} tools={tools}")
-    return "\n".join(lines) or "(no request reached DeepSeek)"
 
 
 def test_codex_runs_a_shell_command_through_the_gateway(
