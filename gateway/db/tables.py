@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -69,6 +71,52 @@ usage = Table(
 
 COLUMNS = tuple(c.name for c in usage.columns)
 
+# Hourly rollups of `usage` (revision 0006): every report reads these, never the raw rows, so a
+# report's cost grows with hours x dimension combinations, not with requests. One row per
+# (hour, key, team, model, provider, api, thinking mode, status); "" stands for "none" (the
+# master key, a refused call's provider) so the dimensions can be the primary key that an
+# idempotent upsert needs. `failovers` counts calls that tried more than one target;
+# `cache_savings_usd` is what cache-hit prompt tokens saved against the cache-miss price;
+# `book_cost_usd` and `provider_cost_usd` sum the rows that had one (0 otherwise);
+# `ttft_count` counts the rows that had a time to first token (streams).
+ROLLUP_DIMENSIONS = ("key_id", "team", "model", "provider", "api", "thinking", "status")
+ROLLUP_COUNTS = (
+    "requests", "failovers", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
+    "completion_tokens", "reasoning_tokens", "ttft_count",
+)
+ROLLUP_SUMS = (
+    "cost_usd", "book_cost_usd", "provider_cost_usd", "cache_savings_usd",
+    "latency_ms_sum", "ttft_ms_sum",
+)
+_DIMENSION_SIZES = {"key_id": 64, "team": 128, "model": 64, "provider": 64, "api": 32,
+                    "thinking": 32, "status": 20}
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    *(Column(name, String(_DIMENSION_SIZES[name]), primary_key=True, server_default="")
+      for name in ROLLUP_DIMENSIONS),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTS),
+    *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
+    Index("ix_usage_hourly_team_hour", "team", "hour"),
+    Index("ix_usage_hourly_key_hour", "key_id", "hour"),
+)
+
+# Latency histograms per hour (revision 0006): `metric` is "latency" (whole call) or "ttft"
+# (time to first token); `bucket` is gateway.metering.buckets.bucket_of(ms); percentiles are
+# read from the cumulative counts.
+usage_latency_hourly = Table(
+    "usage_latency_hourly",
+    metadata,
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("provider", String(64), primary_key=True, server_default=""),
+    Column("model", String(64), primary_key=True, server_default=""),
+    Column("api", String(32), primary_key=True, server_default=""),
+    Column("metric", String(8), primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False, server_default="0"),
+)
+
 # Teams group keys under shared limits and budgets (see gateway/keys). `metadata` is free-form
 # JSON for operators (cost centre, owner); the gateway never reads it.
 teams = Table(
@@ -103,6 +151,7 @@ api_keys = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("role", String(16), nullable=False, server_default="user"),
     Index("ix_api_keys_team", "team"),
 )
 
