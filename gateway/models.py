@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import GatewayConfig, ModelConfig, ThinkingDefault
+from gateway.config_errors import did_you_mean
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.thinking import Thinking, default_thinking
 
@@ -61,13 +62,26 @@ class ModelCatalogue:
         self._models = dict(config.models)
 
     def resolve(self, name: str) -> ResolvedModel:
-        try:
-            return self._names[name]
-        except KeyError:
-            raise ModelNotFound(
-                f"The model '{name}' does not exist or you do not have access to it.",
-                param="model",
-            ) from None
+        resolved = self._names.get(name)
+        if resolved is None:
+            raise self.not_found(name)
+        return resolved
+
+    def get(self, name: str) -> ResolvedModel | None:
+        """The model a name stands for, or None; for surfaces that try other spellings
+        before giving up (no error built on their common path)."""
+        return self._names.get(name)
+
+    def suggest(self, name: str) -> str:
+        """' (did you mean 'x'?)' for the closest served name, or ''."""
+        return did_you_mean(name, self._names)
+
+    def not_found(self, name: str) -> ModelNotFound:
+        return ModelNotFound(
+            f"The model '{name}' does not exist or you do not have access to it."
+            f"{self.suggest(name)}",
+            param="model",
+        )
 
     def names(self) -> list[str]:
         return list(self._names)

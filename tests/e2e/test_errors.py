@@ -53,6 +53,27 @@ def test_unknown_model_via_the_sdk_is_not_found(make_gateway: GatewayFactory) ->
     assert error_body(info.value)["code"] == "model_not_found"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        ("/v1/chat/completions", {"model": "deepseek-v4-flsh", "messages": MESSAGES},
+         "(did you mean 'deepseek-v4-flash'?)"),
+        ("/v1/messages", {"model": "deepseek-v4-flsh", "max_tokens": 10, "messages": MESSAGES},
+         "(did you mean 'deepseek-v4-flash'?)"),
+        ("/api/chat", {"model": "deepseek-chatt", "messages": MESSAGES},
+         "(did you mean 'deepseek-chat'?)"),
+    ],
+)
+def test_a_misspelt_model_is_a_404_that_names_the_closest_model(
+    make_gateway: GatewayFactory, upstreams: Upstreams, path: str, body: dict, fragment: str
+) -> None:
+    with make_gateway(["deepseek"]).http() as http:
+        response = http.post(path, json=body)
+    assert response.status_code == 404
+    assert fragment in response.text
+    assert upstreams.deepseek.requests == []
+
+
 def test_oversized_body_is_413(make_gateway: GatewayFactory) -> None:
     gateway = make_gateway(["deepseek"], yaml="max_body_bytes: 1000\n")
     with gateway.http() as http:

@@ -39,15 +39,14 @@ class ClaudeModels:
                 raise ConfigError(f"anthropic.models.{prefix}: unknown model {target!r}")
 
     def resolve(self, name: str, catalogue: ModelCatalogue) -> ResolvedModel:
-        try:
-            return catalogue.resolve(name)
-        except ModelNotFound:
-            pass
+        resolved = catalogue.get(name)
+        if resolved is not None:
+            return resolved
         lowered = name.lower()
         for prefix, target in self._prefixes:
             if lowered.startswith(prefix.lower()):
                 return catalogue.resolve(target)
-        raise ModelNotFound(f"model: {name}", param="model")
+        raise ModelNotFound(f"model: {name}{catalogue.suggest(name)}", param="model")
 
 
 def anthropic_model_list(names: Iterable[str]) -> bytes:

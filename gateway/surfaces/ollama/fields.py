@@ -37,17 +37,14 @@ def model_name(body: dict[str, Any], field: str = "model") -> str:
 
 
 def resolve_model(name: str, catalogue: ModelCatalogue) -> ResolvedModel:
-    try:
-        return catalogue.resolve(name)
-    except ModelNotFound:
-        pass
-    if name.endswith(_LATEST):
-        try:
-            return catalogue.resolve(name[: -len(_LATEST)])
-        except ModelNotFound:
-            pass
+    resolved = catalogue.get(name)
+    if resolved is None and name.endswith(_LATEST):
+        resolved = catalogue.get(name[: -len(_LATEST)])
+    if resolved is not None:
+        return resolved
     raise ModelNotFound(
-        f'model "{name}" not found: GET /api/tags lists the models this gateway serves',
+        f'model "{name}" not found{catalogue.suggest(name)}: GET /api/tags lists the models '
+        "this gateway serves",
         param="model",
     )
 
