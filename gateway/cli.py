@@ -18,7 +18,7 @@ from gateway.keys.commands import keys_cli, teams_cli
 from gateway.serving import GuardedHttpTools
 
 cli_help.install()
-cli = typer.Typer(add_completion=False, no_args_is_help=True,
+cli = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Switchyard: an OpenAI-compatible gateway for DeepSeek V4.")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(teams_cli, name="teams")
@@ -85,9 +85,10 @@ def _prepare_multiprocess_metrics() -> None:
 
 @cli.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
-    """Validate the configuration and print what the gateway would do with it: providers and
-    where their keys come from, models, aliases, routes, where usage goes, who may call.
-    Exits 1 when it could serve nothing."""
+    """Validate the configuration and print the plan it makes; exits 1 if nothing is served.
+
+    The plan: providers and where their keys come from, models, aliases, routes, where usage
+    goes, who may call."""
     from gateway.plan import build_plan
 
     plan = build_plan(_load(config))
@@ -174,8 +175,10 @@ def usage(
     wide: Annotated[bool, typer.Option(
         "--wide", help="Every column (wider than 80).")] = False,
 ) -> None:
-    """Requests, tokens and cost per group, read from the usage database `serve` writes
-    (DATABASE_URL, else metering.sqlite_path of the config: --config or SWITCHYARD_CONFIG)."""
+    """Requests, tokens and cost per group, from the usage database `serve` writes.
+
+    The database: DATABASE_URL, else metering.sqlite_path of the config (--config or
+    SWITCHYARD_CONFIG)."""
     import orjson
     from rich.console import Console
     from rich.table import Table
