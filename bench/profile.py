@@ -45,6 +45,54 @@ COMPONENTS = (
 )
 
 
+# Where a sample's time is charged: the outermost frame matching one of these (in this order
+# within a frame), else the innermost frame's library. Names are what RESULTS-perf.md lists.
+_WRITER = "metering writer task (insert: SQLAlchemy, asyncpg)"
+_TRANSLATE = "provider payload + answer translation"
+_ROUTING = "routing, breaker, failover bookkeeping"
+_SEND = "response send (uvicorn send)"
+_INTAKE = "uvicorn/httptools request intake"
+GROUPS = (
+    ("access log (AccessLogSink.record)", "AccessLogSink.record"),
+    ("access log (AccessLogSink.record)", "AccessBatchHandler.write_lines"),
+    ("usage row + journal (MeteringWriter.record)", "MeteringWriter.record"),
+    ("metrics (GatewayMetrics.record)", "GatewayMetrics.record"),
+    (_WRITER, "MeteringWriter._run"), (_WRITER, "_insert_or_spool"),
+    (_WRITER, "UsageStore.insert"), (_WRITER, "sqlalchemy"), (_WRITER, "asyncpg"),
+    ("stream decode (StreamDecoder.feed_batch)", "feed_batch"),
+    ("SSE split (sse_batches)", "sse_batches"),
+    ("stream render", "render_held"),
+    ("upstream request (aiohttp send)", "UpstreamClient.send"),
+    ("upstream read (aiohttp)", "UpstreamClient.read"),
+    ("upstream read (aiohttp)", "UpstreamClient.chunks"),
+    ("request parse (surface.parse)", "OpenAIChat.parse"),
+    (_TRANSLATE, "Provider.build_payload"), (_TRANSLATE, "Provider.translate_answer"),
+    (_ROUTING, "Failover._candidates"), (_ROUTING, "HealthBoard"),
+    (_SEND, "send_json"), (_SEND, "send_whole_event_stream"), (_SEND, "send_event_stream"),
+    ("auth", "KeyAuthenticator.authenticate"),
+    (_INTAKE, "HttpToolsProtocol"), (_INTAKE, "GuardedHttpTools"),
+)
+
+
+def group(frames: list[str]) -> str:
+    for frame in frames:
+        for name, key in GROUPS:
+            if key in frame:
+                return name
+    inner = frames[-1]
+    if any(lib in inner for lib in ("aiohttp", "yarl", "multidict")):
+        return "aiohttp, other (connection pool, response parsing)"
+    if "uvicorn" in inner:
+        return "uvicorn/httptools, other"
+    if any(lib in inner for lib in ("asyncio", "uvloop", "runners")):
+        return "event loop (asyncio, uvloop)"
+    if "gateway/" in inner:
+        return "gateway, other own code (pipeline, dispatch, record)"
+    if "prometheus" in inner:
+        return "prometheus-client, other"
+    return "other"
+
+
 def component(frame: str) -> str:
     for fragment, name in COMPONENTS:
         if fragment in frame:
@@ -55,6 +103,7 @@ def component(frame: str) -> str:
 def summarise(raw: Path, top: int) -> str:
     """py-spy's raw format: `frame;frame;...;innermost count` per line, outermost first."""
     self_time: collections.Counter[str] = collections.Counter()
+    groups: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
@@ -65,12 +114,16 @@ def summarise(raw: Path, top: int) -> str:
         total += count
         frames = stack.split(";")
         self_time[component(frames[-1])] += count
+        groups[group(frames)] += count
         seen = set()
         for frame in (re.sub(r":\d+\)$", ")", f) for f in frames):
             if "gateway/" in frame and frame not in seen:
                 seen.add(frame)
                 own[frame] += count
-    lines = [f"samples: {total}", "", "| component (innermost frame) | share |", "|---|---:|"]
+    lines = [f"samples: {total}", "", "| where (outermost matching frame) | share |",
+             "|---|---:|"]
+    lines += [f"| {name} | {n / total:.1%} |" for name, n in groups.most_common()]
+    lines += ["", "| component (innermost frame) | share |", "|---|---:|"]
     lines += [f"| {name} | {n / total:.1%} |" for name, n in self_time.most_common()]
     lines += ["", "| gateway function (inclusive) | share |", "|---|---:|"]
     lines += [f"| `{frame}` | {n / total:.1%} |" for frame, n in own.most_common(top)]
