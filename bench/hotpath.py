@@ -1,15 +1,18 @@
-"""What each usage sink costs per call, on the event loop, in isolation.
+"""What steps of the hot path cost on the event loop, in isolation.
 
-`python bench/sinks.py [--events 20000] [--batch 32] [--repeats 5]` times, inside one asyncio
-(uvloop) loop, the work every answered call does when its usage event is recorded: the access
-line (the per-line `log.info` path, as before issue 16, against the per-tick batched handler
-`gateway serve` installs now), the Prometheus metrics, the usage row (`build_row`), and the
-journal append with each fsync policy. Events are recorded `--batch` at a time, then the loop
-turns once (`await asyncio.sleep(0)`), as when that many concurrent calls end in one tick;
-the loop turn is inside the timing, so a batched write is charged to its events. Output goes
-to files in a temporary directory (a real write per line or per batch, as stderr redirected
-to a file). Per-call microseconds, median of the repeats; the box's noise moves them by ~10%.
-This is the cost on the loop, not a throughput: bench/run.py measures that.
+`python bench/hotpath.py [--events 20000] [--batch 32] [--repeats 5]` times, inside one uvloop
+loop, the work every answered call does when its usage event is recorded: the access line (the
+per-line `log.info` path, as before issue 16, against the per-tick batched handler `gateway
+serve` installs now), the Prometheus metrics, the usage row (`build_row`), and the journal
+append with each fsync policy; and per stream event, splitting an upstream read of one SSE event
+into its payload (`sse_batches`). `PYTHONPATH=<checkout>` times another checkout's gateway/ (the
+cases it lacks are skipped), so before and after run the same script. Events are recorded
+`--batch` at a time, then the loop turns once (`await asyncio.sleep(0)`), as when that many
+concurrent calls end in one tick; the loop turn is inside the timing, so a batched write is
+charged to its events. Output goes to files in a temporary directory (a real write per line or
+per batch, as stderr redirected to a file). Per-call microseconds, median of the repeats; the
+box's noise moves them by ~10%. This is the cost on the loop, not a throughput: bench/run.py
+measures that.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvloop
 
-from gateway.accesslog import LOGGER, AccessBatchHandler, AccessLogSink
+from gateway.accesslog import LOGGER, AccessLogSink
 from gateway.config import load_config
 from gateway.keys.principal import Principal
 from gateway.logs import TEXT_FORMAT
@@ -35,6 +38,7 @@ from gateway.metering.rows import build_row
 from gateway.metering.setup import price_book
 from gateway.metering.spool import Spool
 from gateway.metrics import GatewayMetrics
+from gateway.providers.stream import sse_batches
 from gateway.routing.health import HealthBoard
 from gateway.usage import Usage, UsageEvent
 
@@ -57,8 +61,11 @@ def access_logger(directory: Path, batched: bool) -> None:
     access = logging.getLogger(LOGGER)
     for old in list(access.handlers):
         access.removeHandler(old)
+    import gateway.accesslog
+
     stream = (directory / f"access-{'batched' if batched else 'per-line'}.log").open("a")
-    handler = AccessBatchHandler(stream) if batched else logging.StreamHandler(stream)
+    batch_handler = getattr(gateway.accesslog, "AccessBatchHandler", None)
+    handler = batch_handler(stream) if batched and batch_handler else logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     access.addHandler(handler)
     access.propagate = False
@@ -100,12 +107,33 @@ async def measure(opts: argparse.Namespace, directory: Path) -> dict[str, float]
     cases["journal append, fsync off"] = journaled("off")
     cases["journal append, fsync interval (default; the fsync is in a thread)"] = journaled(
         "interval")
+    import gateway.accesslog
+
+    if not hasattr(gateway.accesslog, "AccessBatchHandler"):  # a checkout before issue 16
+        del cases["access log, batched per tick (now)"]
     for _ in range(opts.repeats):
         for name, record in cases.items():
             if name.startswith("access log"):
                 access_logger(directory, batched="batched" in name)
             results.setdefault(name, []).append(await per_call(record, events, opts.batch))
+        results.setdefault("stream event, SSE split of a one-event read (sse_batches)",
+                           []).append(await sse_per_event(opts.events * 5))
     return {name: statistics.median(values) for name, values in results.items()}
+
+
+async def sse_per_event(n: int) -> float:
+    read = (b'data: {"id":"b","object":"chat.completion.chunk","created":1767225600,'
+            b'"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{"content":" upon"},'
+            b'"logprobs":null,"finish_reason":null}]}\n\n')
+
+    async def reads() -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield read
+
+    started = time.perf_counter()
+    async for _batch in sse_batches(reads()):
+        pass
+    return (time.perf_counter() - started) / n * 1e6
 
 
 def main() -> int:
