@@ -34,11 +34,6 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
     pending = b""
     data_lines: list[bytes] = []
     async for chunk in chunks:
-        if not pending and not data_lines and chunk.endswith(b"\n\n"):
-            whole = _whole_events(chunk)
-            if whole is not None:
-                yield whole
-                continue
         pending += chunk
         if b"\n" not in chunk:
             continue
@@ -59,21 +54,6 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
             yield batch
     if data_lines:
         yield [b"\n".join(data_lines)]
-
-
-def _whole_events(chunk: bytes) -> list[bytes] | None:
-    """The payloads of a read made only of whole one-line `data:` events, the usual read:
-    split on blank lines rather than line by line (half the time per event). None for
-    anything else (comments, other fields, multi-line data, CRLF): the line parser's."""
-    if b"\r" in chunk:
-        return None
-    batch = []
-    for event in chunk[:-2].split(b"\n\n"):
-        if not event.startswith(b"data:") or b"\n" in event:
-            return None
-        value = event[5:]
-        batch.append(value[1:] if value.startswith(b" ") else value)
-    return batch
 
 
 class StreamDecoder:

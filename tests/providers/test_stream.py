@@ -192,10 +192,10 @@ _event_lines = st.lists(st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(reads=st.lists(_event_lines, min_size=1, max_size=4))
-def test_whole_event_reads_parse_as_the_same_bytes_one_at_a_time(
+def test_whole_event_reads_parse_as_the_same_as_byte_by_byte(
     reads: list[list[bytes]],
 ) -> None:
-    """Reads of whole events take a shortcut; byte by byte always takes the line parser."""
+    """However the reads split the events, the payloads are the same."""
     chunks = [b"".join(event + b"\n\n" for event in events) for events in reads]
     one_by_one = [bytes([b]) for b in b"".join(chunks)]
     assert asyncio.run(collect(chunks)) == asyncio.run(collect(one_by_one))
