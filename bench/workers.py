@@ -82,7 +82,9 @@ def main() -> int:
             config.write_text(run.config_yaml({"metering": run.metering_config(home, True)}))
             env = run.server_env("gateway", upstream)
             env["DATABASE_URL"] = db.url
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "metrics")
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            if n > 1:  # as `gateway serve --workers N` would pick one; one process needs none
+                env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "metrics")
             port = run.free_port()
             argv = [*run.python_server_argv(pinning, port, "gateway"), "--config", str(config),
                     "--workers", str(n)]
@@ -121,7 +123,8 @@ def main() -> int:
         f"- {opts.mode}, {opts.connections} connections, {opts.repeats} x {opts.seconds:g} s "
         "wrk runs per gateway, interleaved; every gateway process pinned to CPU 0, wrk and "
         "nginx to CPU 1; metering on, into Postgres (one scratch database per gateway); "
-        "`PROMETHEUS_MULTIPROC_DIR` set (used with more than one worker)",
+        "`PROMETHEUS_MULTIPROC_DIR` set for more than one worker (multiprocess metrics), unset "
+        "for one (in-memory metrics, as `gateway serve` runs by default)",
         "", "| workers | CPU per request, median (us) | runs (us) | requests/s, median | "
         f"CPU per request / {counts[0]} worker's |",
         "|---:|---:|---|---:|---:|",
