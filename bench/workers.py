@@ -1,6 +1,8 @@
 """CPU-seconds per request with `gateway serve --workers N`: what extra workers cost.
 
 `python bench/workers.py [--workers 1,2] [--mode non-stream] [--seconds 10] [--repeats 5]`
+(a count with an `m`, e.g. `1m`, is that many workers with Prometheus's multiprocess files,
+which `--workers 2` and more always use: it isolates what they cost)
 starts nginx (the instant upstream, as in run.py) and one gateway per worker count, side by
 side, each metering into its own scratch Postgres database, all pinned to CPU 0 (wrk and
 nginx on CPU 1), and drives them with wrk at 32 connections in interleaved rounds. For each
@@ -60,19 +62,19 @@ def main() -> int:
     p.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS-workers.md")
     p.add_argument("--database-url", default=run.DEFAULT_DATABASE)
     opts = p.parse_args()
-    counts = [int(n) for n in opts.workers.split(",")]
+    counts = opts.workers.split(",")
     pinning = run.Pinning.detect(True)
     run_dir = Path(tempfile.mkdtemp(prefix="switchyard-workers-"))
     sup = run.Supervisor(run_dir)
-    dbs: dict[int, run.ScratchDatabase] = {}
-    per_request: dict[int, list[float]] = {n: [] for n in counts}
-    rates: dict[int, list[float]] = {n: [] for n in counts}
+    dbs: dict[str, run.ScratchDatabase] = {}
+    per_request: dict[str, list[float]] = {n: [] for n in counts}
+    rates: dict[str, list[float]] = {n: [] for n in counts}
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
         ports = run.UpstreamPorts.pick()
         run.start_nginx(pinning, sup, ports)
         upstream = f"http://127.0.0.1:{ports.sse if opts.mode == 'stream' else ports.json}"
-        servers: dict[int, tuple[run.Child, int]] = {}
+        servers: dict[str, tuple[run.Child, int]] = {}
         for n in counts:
             dbs[n] = db = run.ScratchDatabase(opts.database_url)
             db.create()
@@ -83,11 +85,13 @@ def main() -> int:
             env = run.server_env("gateway", upstream)
             env["DATABASE_URL"] = db.url
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            if n > 1:  # as `gateway serve --workers N` would pick one; one process needs none
+            workers = int(n.rstrip("m"))
+            if workers > 1 or n.endswith("m"):  # `gateway serve --workers N` sets one for N > 1
+                (home / "metrics").mkdir()
                 env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "metrics")
             port = run.free_port()
             argv = [*run.python_server_argv(pinning, port, "gateway"), "--config", str(config),
-                    "--workers", str(n)]
+                    "--workers", str(workers)]
             child = sup.start(f"gateway-workers-{n}", argv, env, cwd=home)
             run.wait_ready(child, port, "/healthz", timeout=60)
             run.check_answer(run.chat_url(port), opts.mode)
