@@ -8,10 +8,10 @@ import pytest
 
 from gateway import logs
 from gateway.accesslog import AccessLine, AccessLogSink
-from gateway.usage import Usage, UsageEvent
 from gateway.db import migrate
 from gateway.db.engine import async_url, create_engine
 from gateway.db.store import UsageStore
+from gateway.usage import Usage, UsageEvent
 
 
 @pytest.fixture
