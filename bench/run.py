@@ -399,9 +399,11 @@ def scratch_database(server: str) -> Iterator[ScratchDatabase]:
         db.drop()
 
 
-def metering_config(run_dir: Path, on: bool) -> dict[str, Any]:
+def metering_config(run_dir: Path, on: bool, side: str = "") -> dict[str, Any]:
     """The `metering:` section of every gateway the harness starts: never the implicit default
-    (SQLite in the working directory). Spool and SQLite paths point into the run directory."""
+    (SQLite in the working directory). Spool and SQLite paths point into the run directory.
+    `side` ("before", "after"): in the compare scenario, BENCH_JOURNAL_BEFORE / _AFTER set
+    that side's journal (overriding BENCH_JOURNAL), so one run measures the journal's cost."""
     if not on:
         return {"enabled": False}
     config: dict[str, Any] = {
@@ -410,7 +412,8 @@ def metering_config(run_dir: Path, on: bool) -> dict[str, Any]:
         "sqlite_path": str(run_dir / "unused.db"),  # DATABASE_URL wins; a stray file stays here
     }
     # The usage journal's cost (bench/README.md): BENCH_JOURNAL=off, or an fsync policy.
-    journal = os.environ.get("BENCH_JOURNAL")
+    journal = os.environ.get(f"BENCH_JOURNAL_{side.upper()}") if side else None
+    journal = journal or os.environ.get("BENCH_JOURNAL")
     if journal == "off":
         config["journal"] = False
     elif journal:
@@ -1947,7 +1950,8 @@ def start_checkout_gateway(
     home = sup.run_dir / name
     home.mkdir()
     config_path = home / "gateway.yaml"
-    config_path.write_text(config_yaml({"metering": metering_config(home, True)}))
+    side = name.split("-")[1] if name.startswith("gateway-") else ""
+    config_path.write_text(config_yaml({"metering": metering_config(home, True, side)}))
     env = checkout_env(checkout, upstream_base, db)
     verify_import(checkout, env, home)
     port = free_port()
@@ -2253,14 +2257,14 @@ def compare_report(
     lines += [
         "## Gateway config",
         "",
-        "Both sides (`--config FILE`, merged over each checkout's gateway/defaults.yaml; "
+        "Each side (`--config FILE`, merged over each checkout's gateway/defaults.yaml; "
         "`DEEPSEEK_API_KEY=sk-bench`, `DEEPSEEK_BASE_URL` at nginx, `DATABASE_URL` at the "
         "side's scratch database, cwd `RUN_DIR`):",
         "",
-        "```yaml",
-        config_yaml({"metering": metering_config(Path("RUN_DIR"), True)}).rstrip("\n"),
-        "```",
-        "",
+        *(line for side in ("before", "after") for line in (
+            f"{side}:", "", "```yaml",
+            config_yaml({"metering": metering_config(Path("RUN_DIR"), True, side)}).rstrip("\n"),
+            "```", "")),
     ]
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ from gateway.core.drain import Drain, take_sigterm
 from gateway.core.pipeline import Pipeline
 from gateway.core.surface import Surface
 from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.gctune import freeze_after_startup
 from gateway.keys.manager import KeyManager
 from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission
@@ -134,7 +135,10 @@ async def _refuse_while_draining(drain: Drain, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) -> GatewayApp:
+def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
+               tune_gc: bool = False) -> GatewayApp:
+    """`tune_gc`: freeze start-up objects out of the collector (gateway/gctune.py); for the
+    process `gateway serve` runs, not for apps a test builds."""
     memory = ReasoningMemory()
     providers = {
         name: build_provider(name, cfg, memory)
@@ -219,6 +223,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         admission.start()
         await responses.start()
         _announce(state)
+        if tune_gc:
+            freeze_after_startup()
         give_back_sigterm = take_sigterm(drain)  # the drain runs before uvicorn's shutdown
         try:
             yield
@@ -303,7 +309,7 @@ def app_from_env() -> GatewayApp:
 
     logs.configure_from_env()  # a spawned worker: the log setup `gateway serve` was given
     path = os.environ.get(CONFIG_FILE_ENV)
-    return create_app(load_config(Path(path) if path else None))
+    return create_app(load_config(Path(path) if path else None), tune_gc=True)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -68,7 +68,7 @@ def serve(
     else:
         from gateway.app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, tune_gc=True), **options)  # type: ignore[arg-type]
 
 
 def _prepare_multiprocess_metrics() -> None:

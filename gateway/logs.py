@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.accesslog import LOGGER as ACCESS_LOGGER
-from gateway.accesslog import AccessLine
+from gateway.accesslog import AccessBatchHandler, AccessLine
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -39,6 +39,17 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
+    def format_access(self, record: logging.LogRecord, lines: list[AccessLine]) -> str:
+        """A batch of access lines (gateway/accesslog.py), one JSON object per line, as
+        `format` would write each."""
+        head = {"ts": _iso(record.created), "level": "info", "logger": record.name,
+                "message": "access"}
+        dumps = orjson.dumps
+        return "".join(
+            dumps({**head, **{k: v for k, v in line.fields().items() if v is not None}},
+                  default=str).decode() + "\n"
+            for line in lines)
+
 
 def _iso(created: float) -> str:
     seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
@@ -49,9 +60,11 @@ _ENV = ("SWITCHYARD_LOG_LEVEL", "SWITCHYARD_LOG_FORMAT", "SWITCHYARD_ACCESS_LOG"
 
 
 def configure(level: str = "info", fmt: LogFormat = "text", *, access_log: bool = True) -> None:
-    """One stderr handler on the root logger; uvicorn's loggers propagate to it."""
+    """One stderr handler on the root logger; uvicorn's loggers propagate to it. Access lines
+    have their own handler on stderr with the same format, which writes a tick's lines at once
+    (gateway/accesslog.py)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(_formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -65,7 +78,18 @@ def configure(level: str = "info", fmt: LogFormat = "text", *, access_log: bool 
     # Alembic announces its plugins on import and its steps on every start (a dozen INFO
     # lines); the usage store says it in one (gateway/db/store.py).
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(logging.NOTSET if access_log else logging.WARNING)
+    for old in list(access.handlers):
+        access.removeHandler(old)
+    batched = AccessBatchHandler(sys.stderr)
+    batched.setFormatter(_formatter(fmt))
+    access.addHandler(batched)
+    access.propagate = False
+
+
+def _formatter(fmt: LogFormat) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 def export_settings(level: str, fmt: LogFormat, *, access_log: bool) -> None:

@@ -7,9 +7,11 @@ import orjson
 import pytest
 
 from gateway import logs
+from gateway.accesslog import AccessLine, AccessLogSink
 from gateway.db import migrate
 from gateway.db.engine import async_url, create_engine
 from gateway.db.store import UsageStore
+from gateway.usage import Usage, UsageEvent
 
 
 @pytest.fixture
@@ -22,7 +24,11 @@ def restore_logging() -> Iterator[None]:
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("gateway.access").setLevel(logging.NOTSET)
+    access = logging.getLogger("gateway.access")
+    access.setLevel(logging.NOTSET)
+    for handler in list(access.handlers):
+        access.removeHandler(handler)
+    access.propagate = True
     logging.getLogger("alembic").setLevel(logging.NOTSET)
 
 
@@ -74,3 +80,65 @@ def test_start_says_one_line_about_the_database(
     assert [r.name for r in records] == ["gateway.metering"], [r.getMessage() for r in records]
     assert "(migrated from empty to " in records[0].getMessage()
     assert again[0].startswith("schema current: ")
+
+
+def _events(n: int) -> list[UsageEvent]:
+    return [UsageEvent(request_id=f"req-{i}", requested_model="m x", model="deepseek-v4-flash",
+                       thinking="off", stream=False, status="ok", provider="deepseek",
+                       usage=Usage(prompt_tokens=i, completion_tokens=2), latency_s=0.01,
+                       cost_usd=0.5)
+            for i in range(n)]
+
+
+class _CountingStream:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_lines_of_one_tick_are_one_write_formatted_as_one_by_one(
+    fmt: logs.LogFormat, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    logs.configure("info", fmt)
+    events = _events(5)
+    sink = AccessLogSink()
+
+    async def one_tick() -> int:
+        for event in events:
+            sink.record(event)
+        written = len(stream.writes)
+        await asyncio.sleep(0)  # the loop's next tick
+        return written
+
+    assert asyncio.run(one_tick()) == 0  # nothing written while the tick's requests run
+    [text] = stream.writes
+    lines = text.splitlines()
+    assert len(lines) == 5 and text.endswith("\n")
+    handler = logging.getLogger().handlers[0]
+    for event, line in zip(events, lines, strict=True):
+        alone = handler.format(logging.LogRecord("gateway.access", logging.INFO, __file__, 1,
+                                                 AccessLine(event), None, None))
+        if fmt == "json":
+            got, want = orjson.loads(line), orjson.loads(alone)
+            assert got.pop("ts")[:16] == want.pop("ts")[:16]
+            assert got == want and got["request_id"] == event.request_id
+        else:  # the timestamp's milliseconds may differ; the rest is the same line
+            assert line[23:] == alone[23:] and f"request_id={event.request_id} " in line
+
+
+def test_access_lines_outside_a_loop_are_written_at_once(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    logs.configure("info", "text")
+    AccessLogSink().record(_events(1)[0])
+    assert len(stream.writes) == 1 and "access request_id=req-0 " in stream.writes[0]

@@ -1,10 +1,13 @@
 """SSE parsing and per-chunk decoding into canonical chunks, without a network. Bytes are
 checked as the OpenAI Chat surface renders them (the canonical dialect's own wire form)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import load_config
 from gateway.core.call import Call
@@ -175,3 +178,24 @@ def test_a_chunk_already_in_the_canonical_dialect_is_relayed_byte_for_byte() -> 
     renamed = StreamTranslator(provider("deepseek"), "deepseek-v4-flash", Thinking(True), False)
     out = renamed.feed(raw)
     assert out is not None and orjson.loads(out[6:])["model"] == "deepseek-v4-flash"
+
+
+_line_text = st.text(alphabet=st.characters(blacklist_characters="\r\n",
+                                            blacklist_categories=("Cs",)))
+_event_lines = st.lists(st.one_of(
+    st.builds(lambda space, text: b"data:" + (b" " if space else b"") + text.encode(),
+              st.booleans(), _line_text),
+    st.sampled_from([b": keep-alive", b"event: x", b"id: 7", b"data: a\ndata: b",
+                     b"data: [DONE]", b"data: x\r"]),
+), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reads=st.lists(_event_lines, min_size=1, max_size=4))
+def test_whole_event_reads_parse_as_the_same_as_byte_by_byte(
+    reads: list[list[bytes]],
+) -> None:
+    """However the reads split the events, the payloads are the same."""
+    chunks = [b"".join(event + b"\n\n" for event in events) for events in reads]
+    one_by_one = [bytes([b]) for b in b"".join(chunks)]
+    assert asyncio.run(collect(chunks)) == asyncio.run(collect(one_by_one))
