@@ -1899,6 +1899,14 @@ def checkout_env(checkout: Path, upstream_base: str, db: ScratchDatabase) -> dic
     return env
 
 
+def side_env(side: str) -> dict[str, str]:
+    """BENCH_ENV_BEFORE / _AFTER ("NAME=value NAME=value"): extra environment for one side of
+    the compare scenario, so one run can measure a switch that is set by the environment
+    (e.g. tracing: OTEL_EXPORTER_OTLP_ENDPOINT on one side only, bench/otlp_sink.py)."""
+    spec = os.environ.get(f"BENCH_ENV_{side.upper()}", "") if side else ""
+    return dict(item.split("=", 1) for item in spec.split() if "=" in item)
+
+
 def verify_import(checkout: Path, env: dict[str, str], cwd: Path) -> None:
     """Ask the same interpreter, environment and directory where `import gateway` resolves: a
     gateway silently importing the other checkout would compare a gateway with itself."""
@@ -1953,6 +1961,7 @@ def start_checkout_gateway(
     side = name.split("-")[1] if name.startswith("gateway-") else ""
     config_path.write_text(config_yaml({"metering": metering_config(home, True, side)}))
     env = checkout_env(checkout, upstream_base, db)
+    env.update(side_env(side))
     verify_import(checkout, env, home)
     port = free_port()
     argv = [
@@ -2264,7 +2273,8 @@ def compare_report(
         *(line for side in ("before", "after") for line in (
             f"{side}:", "", "```yaml",
             config_yaml({"metering": metering_config(Path("RUN_DIR"), True, side)}).rstrip("\n"),
-            "```", "")),
+            "```", "", *([f"extra environment: `{os.environ[f'BENCH_ENV_{side.upper()}']}`", ""]
+                         if os.environ.get(f"BENCH_ENV_{side.upper()}") else []))),
     ]
     return "\n".join(lines)
 
