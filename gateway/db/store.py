@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db import migrate, queries
 from gateway.db.engine import create_engine, redacted
@@ -79,3 +80,14 @@ class UsageStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    @asynccontextmanager
+    async def report_connection(
+            self, within: float = REPORT_TIMEOUT) -> AsyncIterator[AsyncConnection]:
+        """A connection in the report slot for a reader with several queries (the usage
+        page); raises ReportTimeout after `within` seconds, waiting for the slot included."""
+        try:
+            async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
+                yield conn
+        except TimeoutError:
+            raise ReportTimeout(f"the usage report took over {within:g} s") from None

@@ -1,0 +1,187 @@
+"""The usage page's SQL: aggregates from the hourly rollups, the request log from raw rows.
+
+Every aggregate reads `usage_hourly` / `usage_latency_hourly` over an hour range (their
+primary keys start with `hour`; a team scope uses `ix_usage_hourly_team_hour`), so its cost
+grows with hours x dimension combinations, never with requests. Only the request log reads the
+raw `usage` table, newest first with a keyset cursor on (ts, id) and a LIMIT, so a page of it
+is an index range scan whatever the table's size. Postgres and SQLite both: nothing here is
+dialect-specific except the day truncation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Date, Select, and_, case, cast, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.db.tables import api_keys, teams, usage, usage_hourly, usage_latency_hourly
+
+NOT_ERRORS = ("ok", "refused", "client_cancelled")  # the rest failed once accepted
+TRAFFIC_DIMENSIONS = ("provider", "model", "api", "thinking", "status")
+SUMS = ("requests", "failovers", "prompt_tokens", "cache_hit_tokens", "completion_tokens",
+        "reasoning_tokens", "ttft_count", "cost_usd", "book_cost_usd", "provider_cost_usd",
+        "cache_savings_usd", "latency_ms_sum", "ttft_ms_sum")
+LOG_COLUMNS = ("id", "ts", "request_id", "key_id", "team", "requested_model", "model",
+               "provider", "api", "thinking", "stream", "status", "error_type", "attempts",
+               "prompt_tokens", "cache_hit_tokens", "completion_tokens", "reasoning_tokens",
+               "cost_usd", "latency_ms", "ttft_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What an aggregate covers: hours in [start, end) and, for a team's viewer, one team."""
+
+    start: datetime
+    end: datetime
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """The request log's filters; None: any. `request_id` ignores the period (a request id
+    pasted from a client's error is wanted wherever it falls)."""
+
+    key_id: str | None = None
+    team: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    status: str | None = None
+    request_id: str | None = None
+
+
+def _sums() -> list[ColumnElement[Any]]:
+    return [func.coalesce(func.sum(usage_hourly.c[name]), 0).label(name) for name in SUMS]
+
+
+def _errors() -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((usage_hourly.c.status.in_(NOT_ERRORS), 0),
+                                       else_=usage_hourly.c.requests)), 0).label("errors")
+
+
+def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
+    query = query.where(usage_hourly.c.hour >= scope.start, usage_hourly.c.hour < scope.end)
+    if scope.team is not None:
+        query = query.where(usage_hourly.c.team == scope.team)
+    return query
+
+
+def _bucket(hourly: bool, dialect: str) -> ColumnElement[Any]:
+    if hourly:
+        return usage_hourly.c.hour
+    if dialect == "postgresql":
+        return cast(func.timezone("UTC", usage_hourly.c.hour), Date)
+    return func.date(usage_hourly.c.hour)
+
+
+async def traffic(conn: AsyncConnection, scope: Scope, hourly: bool) -> list[dict[str, Any]]:
+    """One scan: sums per time bucket (hour or UTC day) x provider, model, api, thinking mode
+    and status. Cards, the chart, the provider, model, api and thinking tables all fold it."""
+    bucket = _bucket(hourly, conn.dialect.name).label("bucket")
+    dims = [usage_hourly.c[name] for name in TRAFFIC_DIMENSIONS]
+    query = _scoped(select(bucket, *dims, *_sums()), scope).group_by(bucket, *dims)
+    rows = (await conn.execute(query)).mappings().all()
+    return [{**row, "bucket": bucket_time(row["bucket"])} for row in rows]
+
+
+async def by_subject(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
+    """Sums and errors per (team, key) in the period: the team and key tables."""
+    dims = (usage_hourly.c.team, usage_hourly.c.key_id)
+    query = _scoped(select(*dims, *_sums(), _errors()), scope).group_by(*dims)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def spend_in_periods(conn: AsyncConnection, day_start: datetime, month_start: datetime,
+                           team: str | None) -> list[dict[str, Any]]:
+    """Spend per (team, key) since `day_start` and since `month_start`: what budgets (per UTC
+    day or calendar month) are measured against, whatever period the page shows."""
+    since = min(day_start, month_start)
+    dims = (usage_hourly.c.team, usage_hourly.c.key_id)
+    cost = usage_hourly.c.cost_usd
+    query = select(
+        *dims,
+        func.coalesce(func.sum(case((usage_hourly.c.hour >= day_start, cost), else_=0.0)),
+                      0.0).label("day"),
+        func.coalesce(func.sum(case((usage_hourly.c.hour >= month_start, cost), else_=0.0)),
+                      0.0).label("month"),
+    ).where(usage_hourly.c.hour >= since).group_by(*dims)
+    if team is not None:
+        query = query.where(usage_hourly.c.team == team)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def latency_buckets(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
+    """Histogram counts per (provider, metric, bucket) in the period. The latency rollup has no
+    team, so a team's scope gets none (its page shows means from `usage_hourly` instead)."""
+    if scope.team is not None:
+        return []
+    t = usage_latency_hourly
+    dims = (t.c.provider, t.c.metric, t.c.bucket)
+    query = (select(*dims, func.sum(t.c.count).label("count"))
+             .where(t.c.hour >= scope.start, t.c.hour < scope.end).group_by(*dims))
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def keys(conn: AsyncConnection, team: str | None) -> list[dict[str, Any]]:
+    """Every key (revoked ones too: their usage stays) with its limits and when it was last
+    used, from `ix_usage_hourly_key_hour` (one index probe per key): never-used keys show."""
+    last_used = (select(func.max(usage_hourly.c.hour))
+                 .where(usage_hourly.c.key_id == api_keys.c.id)
+                 .scalar_subquery().label("last_used"))
+    query = select(api_keys.c.id, api_keys.c.name, api_keys.c.key_prefix, api_keys.c.team,
+                   api_keys.c.rpm, api_keys.c.tpm, api_keys.c.budget_usd,
+                   api_keys.c.budget_period, api_keys.c.revoked_at, api_keys.c.role, last_used
+                   ).order_by(api_keys.c.name, api_keys.c.id)
+    if team is not None:
+        query = query.where(api_keys.c.team == team)
+    rows = (await conn.execute(query)).mappings().all()
+    return [{**row, "last_used": bucket_time(row["last_used"]),
+             "revoked_at": bucket_time(row["revoked_at"])} for row in rows]
+
+
+async def team_records(conn: AsyncConnection, team: str | None) -> list[dict[str, Any]]:
+    query = select(teams.c.name, teams.c.rpm, teams.c.tpm, teams.c.budget_usd,
+                   teams.c.budget_period).order_by(teams.c.name)
+    if team is not None:
+        query = query.where(teams.c.name == team)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def request_log(conn: AsyncConnection, scope: Scope, where: LogFilter,
+                      before: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """The newest calls matching `where` (and the scope's team), older than the cursor
+    `before` = (ts, id) of the last row already shown."""
+    columns = [usage.c[name] for name in LOG_COLUMNS]
+    query = select(*columns).order_by(usage.c.ts.desc(), usage.c.id.desc()).limit(limit)
+    if where.request_id is not None:
+        query = query.where(usage.c.request_id == where.request_id)
+    else:
+        query = query.where(usage.c.ts >= scope.start, usage.c.ts < scope.end)
+    if scope.team is not None:
+        query = query.where(usage.c.team == scope.team)
+    for name in ("key_id", "team", "model", "provider", "status"):
+        value = getattr(where, name)
+        if value is not None:
+            # "" is how the page names "none" (the master key's calls, no team)
+            query = query.where(usage.c[name].is_(None) if value == "" else
+                                usage.c[name] == value)
+    if before is not None:
+        ts, row_id = before
+        # the tuple form (ts, id) < (x, y), spelled out: SQLite's planner and old Postgres
+        # releases use the ts index for this shape too
+        query = query.where(or_(usage.c.ts < ts, and_(usage.c.ts == ts, usage.c.id < row_id)))
+    rows = (await conn.execute(query)).mappings().all()
+    return [{**row, "ts": bucket_time(row["ts"])} for row in rows]
+
+
+def bucket_time(value: Any) -> Any:
+    """Datetimes as aware UTC (SQLite returns them naive), days as dates, None as None."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, str):  # SQLite's date()
+        return date.fromisoformat(value[:10])
+    return value
+
