@@ -141,24 +141,74 @@ def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the usage tables (DATABASE_URL, else the SQLite file)."""
     from gateway.db import migrate as migrations
     from gateway.db.engine import create_engine, redacted
-    from gateway.metering.setup import database_url
+    from gateway.metering import rollups
+    from gateway.metering.setup import database_url, price_book
 
-    url = database_url(_load(config))
+    settings = _load(config)
+    url = database_url(settings)
 
-    async def run() -> None:
+    async def run() -> int | None:
         engine = create_engine(url)
         try:
             await migrations.upgrade(engine)
+            if await rollups.backfill_needed(engine):  # upgraded past 0006: fill the rollups
+                return await rollups.rebuild_rollups(engine, price_book(settings))
+            return None
         finally:
             await engine.dispose()
 
     try:
-        asyncio.run(run())
+        filled = asyncio.run(run())
     except Exception as exc:
         typer.secho(f"error: migrating {redacted(url)} failed: {exc}", err=True,
                     fg=typer.colors.RED)
         raise typer.Exit(code=1) from None
+    if filled is not None:
+        typer.echo(f"hourly rollups backfilled from the usage rows ({filled} rows)")
     typer.echo(f"usage database at {redacted(url)} is up to date")
+
+
+rollup_cli = typer.Typer(no_args_is_help=True,
+                         help="The hourly usage rollups every report reads.")
+cli.add_typer(rollup_cli, name="rollup")
+
+
+@rollup_cli.command("rebuild")
+def rollup_rebuild(
+    config: ConfigOption = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Only hours from this ISO date or datetime (UTC) on.")] = None,
+) -> None:
+    """Recompute the hourly rollups from the raw usage rows, a day per transaction
+    (idempotent; safe while the gateway writes). Hours whose raw rows retention has pruned
+    keep their rollups."""
+    from gateway.api.admin import parse_time
+    from gateway.db.engine import create_engine
+    from gateway.errors import InvalidRequest
+    from gateway.metering.rollups import rebuild_rollups
+    from gateway.metering.setup import price_book
+
+    try:
+        since = parse_time(start, "--from")
+    except InvalidRequest as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    settings = _load(config)
+    url = _existing_database(settings)
+
+    async def run() -> int:
+        engine = create_engine(url)
+        try:
+            return await rebuild_rollups(engine, price_book(settings), since)
+        finally:
+            await engine.dispose()
+
+    try:
+        written = asyncio.run(run())
+    except Exception as exc:
+        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"rollups rebuilt: {written} hourly rows")
 
 
 @cli.command()

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db import migrate, queries
 from gateway.db.engine import create_engine, redacted
+from gateway.metering import rollups
+from gateway.metering.prices import PriceBook
 
 log = logging.getLogger("gateway.metering")
 
@@ -41,6 +43,7 @@ class UsageStore:
         self._prepared = False
         self._lock = asyncio.Lock()
         self._reports = asyncio.Semaphore(REPORT_SLOTS)
+        self._default_prices: PriceBook | None = None
 
     @property
     def dialect(self) -> str:
@@ -58,10 +61,22 @@ class UsageStore:
                 log.info("usage database ready at %s (%s)", redacted(self.url), done)
             self._prepared = True
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]], prices: PriceBook | None = None,
+                     ) -> int:
+        """Stores the rows not stored yet and, in the same transaction, adds exactly those to
+        the hourly rollups (priced with `prices`, default the shipped book). Returns how many
+        were new."""
         await self.prepare()
         async with self.engine.begin() as conn:
-            await queries.insert_rows(conn, rows)
+            fresh = await queries.insert_rows(conn, rows)
+            if fresh:
+                await rollups.add(conn, rollups.aggregate(fresh, prices or self._prices()))
+        return len(fresh)
+
+    def _prices(self) -> PriceBook:
+        if self._default_prices is None:
+            self._default_prices = PriceBook.load()
+        return self._default_prices
 
     async def report(self, group_by: queries.GroupBy, start: datetime | None,
                      end: datetime | None, api: str | None = None,

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db.store import UsageStore
+from gateway.metering import rollups
 from gateway.metering.journal import Journal
 from gateway.metering.prices import PriceBook
 from gateway.metering.rows import build_row
@@ -66,6 +67,7 @@ class MeteringWriter:
         # Rows with their journal segment (0: none), None to wake the task.
         self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._backfill: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
         self._retry_at = 0.0
@@ -114,13 +116,29 @@ class MeteringWriter:
             await asyncio.wait_for(self.store.prepare(), _START_TIMEOUT)
         except Exception as exc:
             self._mark_down(exc)
+        else:
+            self._backfill = asyncio.create_task(self._backfill_rollups(), name="rollup-backfill")
         self._task = asyncio.create_task(self._run(), name="metering-writer")
+
+    async def _backfill_rollups(self) -> None:
+        """A database upgraded from before the rollups (revision 0006) has raw rows and no
+        rollups: rebuild them in the background, a day per transaction, while rows are
+        written. If the process stops half-way, `gateway rollup rebuild` finishes the job."""
+        try:
+            if await rollups.backfill_needed(self.store.engine):
+                log.warning("metering: filling the hourly rollups from existing usage rows")
+                await rollups.rebuild_rollups(self.store.engine, self.prices)
+        except Exception:
+            log.exception("metering: the rollup backfill failed; run `gateway rollup rebuild`")
 
     async def close(self, drain_seconds: float = _CLOSE_TIMEOUT) -> None:
         """Drain what is queued into the database (or the spool), then release everything."""
         if self._closed:
             return
         self._closing = True
+        if self._backfill is not None:
+            self._backfill.cancel()
+            await asyncio.gather(self._backfill, return_exceptions=True)
         if self._task is not None:
             if not self._queue.full():
                 self._queue.put_nowait(None)  # wake the task
@@ -257,7 +275,7 @@ class MeteringWriter:
 
     async def _insert(self, rows: Sequence[dict[str, Any]]) -> bool:
         try:
-            await asyncio.wait_for(self.store.insert(rows), self._insert_timeout)
+            await asyncio.wait_for(self.store.insert(rows, self.prices), self._insert_timeout)
         except (DataError, IntegrityError) as exc:
             await self._insert_one_by_one(rows, exc)
             return True
@@ -279,7 +297,8 @@ class MeteringWriter:
                   type(exc).__name__)
         for row in rows:
             try:
-                await asyncio.wait_for(self.store.insert([row]), self._insert_timeout)
+                await asyncio.wait_for(self.store.insert([row], self.prices),
+                                       self._insert_timeout)
                 self.rows_stored += 1
             except (DataError, IntegrityError):
                 self.rows_rejected += 1
