@@ -18,7 +18,7 @@ import pytest
 from gateway.api.ui import money
 from tests.db import pg
 from tests.e2e.conftest import GatewayFactory, RunningGateway, Upstreams
-from tests.e2e.ui_data import FAILOVER_REQUEST_ID, fill_rollups, seed_traffic, wait_for_rows
+from tests.e2e.ui_data import FAILOVER_REQUEST_ID, seed_traffic, wait_for_rows
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 COOKIE_NAME = "switchyard_ui"
@@ -47,7 +47,6 @@ def seeded(make_gateway: GatewayFactory, upstreams: Upstreams, tmp_path: Path,
                            yaml=spool_in(tmp_path))
     made = seed_traffic(gateway, upstreams, MASTER)
     rows = wait_for_rows(database_url, made["calls"])
-    fill_rollups(database_url)
     return gateway, made, rows
 
 
