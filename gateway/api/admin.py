@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.access import request_report_scope
 from gateway.api.json import json_response
 from gateway.db.queries import GROUP_BYS, GroupBy
 from gateway.db.store import REPORT_TIMEOUT, ReportTimeout
@@ -35,9 +36,9 @@ async def usage(request: Request) -> Response:
     """`GET /admin/usage?group_by=model|provider|key|team|day|api&from=&to=&api=`: one JSON
     row per group with requests, tokens by type, cost, errors and refusals. `from`/`to` are
     ISO dates or datetimes (UTC unless an offset is given); `to` is exclusive, a bare date
-    means its midnight. `api` (e.g. `anthropic.messages`) keeps only calls served by it."""
-    state: GatewayState = request.app.state.gateway
-    await state.auth.require_admin(request)
+    means its midnight. `api` (e.g. `anthropic.messages`) keeps only calls served by it.
+    A viewer key sees only its own team's rows (gateway/api/access.py)."""
+    team = await request_report_scope(request)
     _plain(request)
     writer: MeteringWriter | None = request.app.state.metering
     if writer is None:
@@ -53,7 +54,7 @@ async def usage(request: Request) -> Response:
     if api is not None and len(api) > _API_MAX:
         raise InvalidRequest(f"api: at most {_API_MAX} characters", param="api")
     try:
-        rows = await writer.store.report(cast(GroupBy, group_by), start, end, api)
+        rows = await writer.store.report(cast(GroupBy, group_by), start, end, api, team=team)
     except ReportTimeout:
         raise GatewayError(
             f"The usage report took longer than {REPORT_TIMEOUT:g} s (the database is slow or "
@@ -67,6 +68,7 @@ async def usage(request: Request) -> Response:
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
         **({"api": api} if api is not None else {}),
+        **({"team": team} if team is not None else {}),
         "data": rows,
     })
 

@@ -83,7 +83,7 @@ def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
 
 async def usage_report(
     conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
-    api: str | None = None,
+    api: str | None = None, team: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, tokens by type and cost per group, for rows with start <= ts < end (and, if
     given, served by that client API). `errors` counts calls that failed once accepted;
@@ -106,6 +106,8 @@ async def usage_report(
         query = query.where(usage.c.ts < end)
     if api is not None:
         query = query.where(usage.c.api == api)
+    if team is not None:
+        query = query.where(usage.c.team == team)
     query = query.group_by(literal_column("1")).order_by(literal_column("1"))
     result = await conn.execute(query)
     out = []

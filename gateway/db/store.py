@@ -80,11 +80,12 @@ class UsageStore:
 
     async def report(self, group_by: queries.GroupBy, start: datetime | None,
                      end: datetime | None, api: str | None = None,
-                     within: float = REPORT_TIMEOUT) -> list[dict[str, Any]]:
+                     within: float = REPORT_TIMEOUT, team: str | None = None,
+                     ) -> list[dict[str, Any]]:
         """Raises ReportTimeout after `within` seconds, waiting for a slot included."""
         try:
             async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
-                return await queries.usage_report(conn, group_by, start, end, api)
+                return await queries.usage_report(conn, group_by, start, end, api, team)
         except TimeoutError:
             raise ReportTimeout(f"the usage report took over {within:g} s") from None
 
