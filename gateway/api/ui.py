@@ -65,7 +65,7 @@ async def login(request: Request) -> Response:
     state: GatewayState = request.app.state.gateway
     form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
     given = (form.get("key") or [""])[0]
-    cookie = await cookie_for_key(given, state)
+    cookie = await cookie_for_key(given, request, state)
     if cookie is None:
         return HTMLResponse(login_page("That key may not open this page."), status_code=401)
     response = RedirectResponse("/ui", status_code=303)

@@ -263,3 +263,49 @@ def wait_until(check: Any, seconds: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+@needs_chromium
+def test_a_viewer_key_sees_only_its_team(
+    make_gateway: GatewayFactory, upstreams: Upstreams, tmp_path: Path, pg_url: str,
+    chromium: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    gateway, made, rows = seeded(make_gateway, upstreams, tmp_path, pg_url)
+    viewer = httpx.post(gateway.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"},
+                        json={"name": "research dashboard", "team": "research",
+                              "role": "viewer"})
+    assert viewer.status_code == 201, viewer.text
+    secret = viewer.json()["key"]
+    mine = [r for r in rows if r["team"] == "research"]
+    assert 0 < len(mine) < len(rows)
+    # a user key may not open the page; the viewer key may, by bearer or by signing in
+    user = made["keys"]["notebook"]["key"]
+    assert httpx.get(gateway.url + "/ui", headers={"authorization": f"Bearer {user}"}
+                     ).status_code == 401
+    driver = chromium
+    sign_in(driver, gateway, secret)
+    assert secret not in str(driver.get_cookies())
+    assert driver.find_element(By.ID, "scope").text.startswith("Team research")
+    assert driver.find_element(By.ID, "requests-total").text == str(len(mine))
+    assert driver.find_element(By.ID, "spend-total").text == money(
+        sum(r["cost_usd"] for r in mine))
+    assert [r["Team"] for r in table_rows(driver, "teams")] == ["research"]
+    assert {r["Team"] for r in table_rows(driver, "keys")} == {"research"}
+    assert {r["Team"] for r in table_rows(driver, "log")} == {"research"}
+    assert "Mean latency" in driver.find_element(By.ID, "providers").text
+    shot(driver, "ui-usage-viewer.png")
+    # asking for another team's calls still shows only its own
+    driver.get(gateway.url + "/ui?team=support&format=")
+    assert {r["Team"] for r in table_rows(driver, "log")} == {"research"}
+    exported = httpx.get(gateway.url + "/ui?format=csv&table=log&team=support",
+                         headers={"authorization": f"Bearer {secret}"})
+    assert exported.status_code == 200
+    assert {r["team"] for r in csv.DictReader(io.StringIO(exported.text))} == {"research"}
+    # revoking the key ends the session
+    httpx.delete(gateway.url + f"/admin/keys/{viewer.json()['id']}",
+                 headers={"authorization": f"Bearer {MASTER}"}).raise_for_status()
+    driver.get(gateway.url + "/ui")
+    assert driver.find_elements(By.NAME, "key") and not driver.find_elements(
+        By.ID, "spend-total")

@@ -293,8 +293,8 @@ def keys(subjects: list[dict[str, Any]], key_rows: list[dict[str, Any]],
         key_name = record.get("name")
         label = NO_KEY if key_id == "" else f"{key_name} ({key_id})" if key_name else key_id
         state = ("revoked" if record.get("revoked_at") else
-                 "never used" if record and record.get("last_used") is None else
-                 record.get("role") or "")
+                 "viewer (reads usage)" if record.get("role") == "viewer" else
+                 "never used" if record and record.get("last_used") is None else "")
         rows.append({"key": label, "key_id": key_id,
                      "team": record.get("team") or teams_of.get(key_id) or NO_TEAM,
                      "requests": int(sums.get("requests", 0)),
