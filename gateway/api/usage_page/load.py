@@ -90,6 +90,7 @@ async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
         request.errors.append("before: not a position in the request log; showing the newest")
         before = None
     scope = queries.Scope(period.start, period.end, team)
+    await queries.tune(conn)
     traffic = await queries.traffic(conn, scope, period.hourly)
     subjects = await queries.by_subject(conn, scope)
     day_start = datetime(today.year, today.month, today.day, tzinfo=UTC)

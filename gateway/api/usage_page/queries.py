@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, case, cast, func, or_, select
+from sqlalchemy import Date, Select, and_, case, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +25,8 @@ TRAFFIC_DIMENSIONS = ("provider", "model", "api", "thinking", "status")
 SUMS = ("requests", "failovers", "prompt_tokens", "cache_hit_tokens", "completion_tokens",
         "reasoning_tokens", "ttft_count", "cost_usd", "book_cost_usd", "provider_cost_usd",
         "cache_savings_usd", "latency_ms_sum", "ttft_ms_sum")
+SUBJECT_SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")  # what the
+# team and key tables show: each column summed is time on every rollup row of the period
 LOG_COLUMNS = ("id", "ts", "request_id", "key_id", "team", "requested_model", "model",
                "provider", "api", "thinking", "stream", "status", "error_type", "attempts",
                "prompt_tokens", "cache_hit_tokens", "completion_tokens", "reasoning_tokens",
@@ -53,8 +55,20 @@ class LogFilter:
     request_id: str | None = None
 
 
-def _sums() -> list[ColumnElement[Any]]:
-    return [func.coalesce(func.sum(usage_hourly.c[name]), 0).label(name) for name in SUMS]
+# Postgres' default work_mem (4 MB) makes a 90-day GROUP BY over the rollups sort on disk;
+# 64 MB keeps it a hash aggregate in memory (2.2 s -> 0.7 s on 650k rollup rows, loaded box).
+# Set for the page's own transaction only.
+WORK_MEM = "64MB"
+
+
+async def tune(conn: AsyncConnection) -> None:
+    """Per-transaction settings for the page's aggregates (Postgres; SQLite needs none)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
+def _sums(names: tuple[str, ...] = SUMS) -> list[ColumnElement[Any]]:
+    return [func.coalesce(func.sum(usage_hourly.c[name]), 0).label(name) for name in names]
 
 
 def _errors() -> ColumnElement[Any]:
@@ -88,9 +102,10 @@ async def traffic(conn: AsyncConnection, scope: Scope, hourly: bool) -> list[dic
 
 
 async def by_subject(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
-    """Sums and errors per (team, key) in the period: the team and key tables."""
+    """Requests, tokens, spend and errors per (team, key) in the period: the team and key
+    tables."""
     dims = (usage_hourly.c.team, usage_hourly.c.key_id)
-    query = _scoped(select(*dims, *_sums(), _errors()), scope).group_by(*dims)
+    query = _scoped(select(*dims, *_sums(SUBJECT_SUMS), _errors()), scope).group_by(*dims)
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 

@@ -73,7 +73,7 @@ def _fold(rows: Iterable[dict[str, Any]], by: str) -> dict[str, dict[str, float]
     for row in rows:
         group = out[row[by] if row[by] is not None else ""]
         for name in SUMS:
-            group[name] += float(row[name] or 0)
+            group[name] += float(row.get(name) or 0)
         if "status" in row and is_error(row["status"]):
             group["errors"] += float(row["requests"] or 0)
         elif "errors" in row:
