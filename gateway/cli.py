@@ -215,17 +215,21 @@ def rollup_rebuild(
 def usage(
     config: ConfigOption = None,
     group_by: Annotated[str, typer.Option(
-        "--group-by", "-g", help="model, provider, key, team or day.")] = "model",
+        "--group-by", "-g",
+        help="model, provider, key, team, day, api, thinking or status.")] = "model",
     start: Annotated[str | None, typer.Option(
         "--from", help="ISO date or datetime (UTC), inclusive.")] = None,
     end: Annotated[str | None, typer.Option(
-        "--to", help="ISO date or datetime (UTC), exclusive.")] = None,
+        "--to", help="ISO date (inclusive: the whole day) or datetime (UTC, exclusive).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (a header line).")] = False,
     wide: Annotated[bool, typer.Option(
         "--wide", help="Every column (wider than 80).")] = False,
 ) -> None:
-    """Requests, tokens and cost per group, read from the usage database `serve` writes
-    (DATABASE_URL, else metering.sqlite_path of the config: --config or SWITCHYARD_CONFIG)."""
+    """Requests, tokens and cost per group, read from the hourly rollups of the usage database
+    `serve` writes (DATABASE_URL, else metering.sqlite_path of the config: --config or
+    SWITCHYARD_CONFIG)."""
     import orjson
     from rich.console import Console
     from rich.table import Table
@@ -240,7 +244,7 @@ def usage(
                     fg=typer.colors.RED)
         raise typer.Exit(code=2)
     try:
-        since, until = parse_time(start, "--from"), parse_time(end, "--to")
+        since, until = parse_time(start, "--from"), parse_time(end, "--to", end=True)
     except InvalidRequest as exc:
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
@@ -262,12 +266,17 @@ def usage(
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
+    if as_csv:
+        from gateway.api.csvexport import to_csv
+
+        typer.echo(to_csv(rows), nl=False)
+        return
     table = Table(title=f"usage by {group_by}" + _span(since, until))
     columns = [group_by, "requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd"]
     if wide:
         columns[4:4] = ["cache_hit_tokens", "cache_miss_tokens"]
         columns[-1:-1] = ["reasoning_tokens"]
-        columns.append("provider_cost_usd")
+        columns += ["provider_cost_usd", "failovers", "cache_savings_usd"]
     for name in columns:  # the group (a model, key or day) is never cut: it folds
         table.add_column(name.replace("_tokens", "").replace("_", " "), overflow="fold",
                          justify="left" if name == group_by else "right")

@@ -1,9 +1,10 @@
-"""The statements metering needs: idempotent batch inserts and grouped usage reports."""
+"""The statements metering needs: idempotent batch inserts and grouped usage reports (read
+from the hourly rollups)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
 from sqlalchemy import Date, case, cast, func, literal_column, select, text
@@ -11,9 +12,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.db.tables import COLUMNS, usage
+from gateway.db.tables import COLUMNS, usage, usage_hourly
 
-GroupBy = Literal["model", "provider", "key", "team", "day", "api"]
+GroupBy = Literal["model", "provider", "key", "team", "day", "api", "thinking", "status"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 
 REFUSED = "refused"  # the status of a call the gateway turned away
@@ -71,58 +72,85 @@ async def _insert_unnest(conn: AsyncConnection,
     return rows if len(stored) == len(rows) else [row for row in rows if row["id"] in stored]
 
 
+def floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(at: datetime) -> datetime:
+    floor = floor_hour(at)
+    return floor if floor == at else floor + timedelta(hours=1)
+
+
 def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
+    h = usage_hourly.c
     if group_by == "day":
         if dialect == "postgresql":
-            return cast(func.timezone("UTC", usage.c.ts), Date)
-        return func.date(usage.c.ts)
-    column = {"model": usage.c.model, "provider": usage.c.provider,
-              "key": usage.c.key_id, "team": usage.c.team, "api": usage.c.api}[group_by]
-    return column
+            return cast(func.timezone("UTC", h.hour), Date)
+        return func.date(h.hour)
+    return {"model": h.model, "provider": h.provider, "key": h.key_id, "team": h.team,
+            "api": h.api, "thinking": h.thinking, "status": h.status}[group_by]
+
+
+_NONE_AS_EMPTY = frozenset({"key", "team", "provider"})  # "" in a rollup: none (master key...)
 
 
 async def usage_report(
     conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
     api: str | None = None, team: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens by type and cost per group, for rows with start <= ts < end (and, if
-    given, served by that client API). `errors` counts calls that failed once accepted;
-    `refused` the calls the gateway turned away (auth, limits, budgets, invalid requests),
-    which `requests` includes too."""
+    """Requests, tokens by type and cost per group, from the hourly rollups (never the raw
+    rows: the cost grows with hours x groups, not with requests). Hour resolution: `start` is
+    rounded down and `end` (exclusive) up to a whole hour. `errors` counts calls that failed
+    once accepted; `refused` the calls the gateway turned away (auth, limits, budgets, invalid
+    requests), which `requests` includes too; `failovers` the calls that tried more than one
+    provider; `cache_savings_usd` what cache hits saved against the cache-miss price."""
+    h = usage_hourly.c
     group = _group_column(group_by, conn.dialect.name).label("group")
     query = select(
         group,
-        func.count().label("requests"),
-        *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
-        func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
-        func.sum(usage.c.provider_cost_usd).label("provider_cost_usd"),
-        func.sum(case((usage.c.status.in_(("ok", REFUSED)), 0), else_=1)).label("errors"),
-        func.sum(case((usage.c.status == REFUSED, 1), else_=0)).label("refused"),
-        func.sum(case((usage.c.estimated, 1), else_=0)).label("estimated"),
+        func.sum(h.requests).label("requests"),
+        *(func.sum(h[name]).label(name) for name in TOKEN_COLUMNS),
+        *(func.sum(h[name]).label(name) for name in _REPORT_SUMS),
+        func.sum(h.failovers).label("failovers"),
+        func.sum(case((h.status.in_(("ok", REFUSED)), 0), else_=h.requests)).label("errors"),
+        func.sum(case((h.status == REFUSED, h.requests), else_=0)).label("refused"),
+        func.sum(h.latency_ms_sum).label("latency_ms_sum"),
+        func.sum(h.ttft_ms_sum).label("ttft_ms_sum"),
+        func.sum(h.ttft_count).label("ttft_count"),
     )
     if start is not None:
-        query = query.where(usage.c.ts >= start)
+        query = query.where(h.hour >= floor_hour(start))
     if end is not None:
-        query = query.where(usage.c.ts < end)
+        query = query.where(h.hour < ceil_hour(end))
     if api is not None:
-        query = query.where(usage.c.api == api)
+        query = query.where(h.api == api)
     if team is not None:
-        query = query.where(usage.c.team == team)
+        query = query.where(h.team == team)
     query = query.group_by(literal_column("1")).order_by(literal_column("1"))
     result = await conn.execute(query)
     out = []
     for row in result.mappings():
-        item = {group_by: _plain(row["group"]), "requests": int(row["requests"])}
+        value = _plain(row["group"])
+        if group_by in _NONE_AS_EMPTY and value == "":
+            value = None
+        requests = int(row["requests"])
+        item: dict[str, Any] = {group_by: value, "requests": requests}
         item.update({name: int(row[name]) for name in TOKEN_COLUMNS})
-        item["cost_usd"] = round(float(row["cost_usd"]), 10)
-        provider_cost = row["provider_cost_usd"]
-        item["provider_cost_usd"] = None if provider_cost is None else round(
-            float(provider_cost), 10)
+        item.update({name: round(float(row[name]), 10) for name in _REPORT_SUMS})
+        # Rollups sum the rows that had a provider-reported cost: 0 means none reported one.
+        item["provider_cost_usd"] = item["provider_cost_usd"] or None
         item["errors"] = int(row["errors"] or 0)
         item["refused"] = int(row["refused"] or 0)
-        item["estimated"] = int(row["estimated"] or 0)
+        item["failovers"] = int(row["failovers"] or 0)
+        item["latency_ms_avg"] = round(float(row["latency_ms_sum"]) / requests, 3) \
+            if requests else None
+        ttft = int(row["ttft_count"] or 0)
+        item["ttft_ms_avg"] = round(float(row["ttft_ms_sum"]) / ttft, 3) if ttft else None
         out.append(item)
     return out
+
+
+_REPORT_SUMS = ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_savings_usd")
 
 
 def _plain(value: Any) -> Any:
@@ -130,11 +158,19 @@ def _plain(value: Any) -> Any:
 
 
 async def spend_since(conn: AsyncConnection, subject: str, since: datetime) -> float:
-    """USD recorded for `key:<id>` or `team:<name>` from `since` on (budgets start here)."""
+    """USD recorded for `key:<id>` or `team:<name>` from `since` on (budgets start here): the
+    rollups' whole hours, plus the raw rows before the first whole hour if `since` is not on
+    one (budget periods start at midnight UTC, so usually none), so raw-row retention never
+    shortens a budget period."""
     kind, _, name = subject.partition(":")
-    column = usage.c.key_id if kind == "key" else usage.c.team
+    boundary = ceil_hour(since)
+    column = usage_hourly.c.key_id if kind == "key" else usage_hourly.c.team
     total = await conn.scalar(
-        select(func.coalesce(func.sum(usage.c.cost_usd), 0.0))
-        .where(column == name, usage.c.ts >= since)
-    )
+        select(func.coalesce(func.sum(usage_hourly.c.cost_usd), 0.0))
+        .where(column == name, usage_hourly.c.hour >= boundary))
+    if boundary > since:
+        raw = usage.c.key_id if kind == "key" else usage.c.team
+        total = (total or 0.0) + (await conn.scalar(
+            select(func.coalesce(func.sum(usage.c.cost_usd), 0.0))
+            .where(raw == name, usage.c.ts >= since, usage.c.ts < boundary)) or 0.0)
     return float(total or 0.0)

@@ -189,6 +189,14 @@ async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetim
         # row committed after adds itself on top of the recomputed sums.
         await conn.execute(text(
             "LOCK TABLE usage_hourly, usage_latency_hourly IN SHARE ROW EXCLUSIVE MODE"))
+    # Retention prunes whole hours from the oldest on (and waits for this lock): hours before
+    # the oldest raw row left are pruned ones, whose rollups must stay as they are.
+    first = await conn.scalar(select(func.min(usage.c.ts)))
+    if first is None:
+        return 0
+    start = max(start, hour_of(first))
+    if start >= stop:
+        return 0
     for table in (usage_hourly, usage_latency_hourly):
         await conn.execute(delete(table).where(table.c.hour >= start, table.c.hour < stop))
     query = select(*(usage.c[name] for name in SOURCE_COLUMNS)).where(

@@ -31,6 +31,7 @@ from gateway.db.store import UsageStore
 from gateway.metering import rollups
 from gateway.metering.journal import Journal
 from gateway.metering.prices import PriceBook
+from gateway.metering.retention import run_retention
 from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
 from gateway.usage import UsageEvent
@@ -55,6 +56,8 @@ class MeteringWriter:
         retry_max: float = 10.0,
         insert_timeout: float = 10.0,
         journal: Journal | None = None,
+        retention_days: int = 0,
+        prune_interval: float = 3600.0,
     ) -> None:
         self.store = store
         self.journal = journal
@@ -68,6 +71,9 @@ class MeteringWriter:
         self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._backfill: asyncio.Task[None] | None = None
+        self._retention_days = retention_days
+        self._prune_interval = prune_interval
+        self._pruner: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
         self._retry_at = 0.0
@@ -119,6 +125,10 @@ class MeteringWriter:
         else:
             self._backfill = asyncio.create_task(self._backfill_rollups(), name="rollup-backfill")
         self._task = asyncio.create_task(self._run(), name="metering-writer")
+        if self._retention_days > 0:
+            self._pruner = asyncio.create_task(run_retention(
+                self.store.engine, self._retention_days, self._prune_interval),
+                name="usage-retention")
 
     async def _backfill_rollups(self) -> None:
         """A database upgraded from before the rollups (revision 0006) has raw rows and no
@@ -136,9 +146,10 @@ class MeteringWriter:
         if self._closed:
             return
         self._closing = True
-        if self._backfill is not None:
-            self._backfill.cancel()
-            await asyncio.gather(self._backfill, return_exceptions=True)
+        for helper in (self._backfill, self._pruner):
+            if helper is not None:
+                helper.cancel()
+                await asyncio.gather(helper, return_exceptions=True)
         if self._task is not None:
             if not self._queue.full():
                 self._queue.put_nowait(None)  # wake the task
