@@ -196,7 +196,8 @@ def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]],
                 row[f"{key}_p50"] = percentile(counts, 0.5)
                 row[f"{key}_p95"] = percentile(counts, 0.95)
         row["failovers"] = int(row["failovers"])
-        reported = row["provider_cost_usd"]
+        reported = row["provider_cost_usd"] or None  # the rollup sums 0 where none reported
+        row["provider_cost_usd"] = reported
         row["cost_gap_usd"] = reported - row["book_cost_usd"] if reported else None
     p50 = "Mean latency" if scoped else "p50 latency"
     ttft = "Mean TTFT" if scoped else "p50 TTFT"
@@ -214,8 +215,8 @@ def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]],
                 Column("provider_cost_usd", "Reported by provider", "usd"),
                 Column("book_cost_usd", "Computed (price book)", "usd"),
                 Column("cost_gap_usd", "Reported - computed", "usd")]
-    note = ("After failover: calls this provider took after an earlier one failed. "
-            "Percentiles are bucket edges (about 12% wide).")
+    note = ("After failover: calls this provider took after an earlier one failed; (none): "
+            "calls no provider served. Percentiles are bucket edges (about 12% wide).")
     if scoped:
         note = ("After failover: calls this provider took after an earlier one failed. "
                 "Latency percentiles are kept per provider for the whole gateway, so a team's "
