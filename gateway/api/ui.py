@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -45,7 +46,7 @@ async def page(request: Request) -> Response:
         return HTMLResponse(message_page(
             "The usage database is slow or busy; try a shorter period or again later."),
             status_code=503, headers={"retry-after": "10"})
-    except Exception:
+    except (SQLAlchemyError, OSError):  # a bug elsewhere stays a bug (500), not "unavailable"
         return HTMLResponse(message_page("The usage database is unavailable."),
                             status_code=503)
     status = 400 if data.error else 200

@@ -80,8 +80,23 @@ def test_the_page_needs_the_master_key_and_shows_the_numbers(
     assert f"idle-script ({idle['id']})" in page.text and "never used" in page.text
     for key in made["keys"].values():
         assert key["key"] not in page.text
-    # a bearer header works too (scripts, curl)
-    assert admin_get(gateway, "/ui").status_code == 200
+    # a bearer header works too (scripts, curl); names people type are escaped
+    made_key = httpx.post(gateway.url + "/admin/keys", json={"name": "nb-<b>x</b>"},
+                          headers={"authorization": f"Bearer {MASTER}"}).json()
+    page = admin_get(gateway, "/ui")
+    assert page.status_code == 200
+    assert f"nb-&lt;b&gt;x&lt;/b&gt; ({made_key['id']})" in page.text and "<b>x" not in page.text
+
+
+def test_a_database_that_is_down_is_a_page_that_says_so(make_gateway: GatewayFactory,
+                                                        tmp_path: Path) -> None:
+    gateway = make_gateway(["deepseek"], env={
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:9/nothing_listens_here"},
+        yaml=spool_in(tmp_path))
+    response = httpx.get(gateway.url + "/ui", timeout=30)  # loopback, no master key
+    assert response.status_code == 503
+    assert "The usage database is unavailable." in response.text
+    assert "Traceback" not in response.text and "9/nothing" not in response.text
 
 
 def test_errors_in_the_query_string_show_on_the_page(make_gateway: GatewayFactory,
@@ -110,6 +125,7 @@ def test_today_is_included_and_the_period_is_inclusive(
     for query in ("range=today", f"from={today}&to={today}", "range=7d", "range=month"):
         page = admin_get(gateway, "/ui?" + query).text
         assert f'id="requests-total">{len(rows)}<' in page, query
+        assert 'class="seg"' in page, query  # today's spend is on the chart
     yesterday = today - timedelta(days=1)
     page = admin_get(gateway, f"/ui?from={yesterday}&to={yesterday}").text
     assert 'id="requests-total">0<' in page
