@@ -18,9 +18,10 @@ from sqlalchemy import Date, Select, and_, case, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.db.queries import REFUSED
 from gateway.db.tables import api_keys, teams, usage, usage_hourly, usage_latency_hourly
 
-NOT_ERRORS = ("ok", "refused", "client_cancelled")  # the rest failed once accepted
+NOT_ERRORS = ("ok", REFUSED)  # the rest failed once accepted, as /admin/usage counts them
 TRAFFIC_DIMENSIONS = ("provider", "model", "api", "thinking", "status")
 SUMS = ("requests", "failovers", "prompt_tokens", "cache_hit_tokens", "completion_tokens",
         "reasoning_tokens", "ttft_count", "cost_usd", "book_cost_usd", "provider_cost_usd",
