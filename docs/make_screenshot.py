@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from gateway.app import create_app  # noqa: E402
 from gateway.config import load_config  # noqa: E402
 from gateway.db.engine import async_url  # noqa: E402
 from gateway.db.store import UsageStore  # noqa: E402
+from gateway.metering.cost import cost_usd  # noqa: E402
 from gateway.metering.prices import PriceBook  # noqa: E402
 from gateway.metering.rows import build_row  # noqa: E402
 from gateway.usage import Usage, UsageEvent  # noqa: E402
@@ -39,6 +41,7 @@ from tests.upstream.ollama import SimulatedOllama  # noqa: E402
 from tests.upstream.openrouter import SimulatedOpenRouter  # noqa: E402
 
 MASTER = "sk-master-screenshot"
+PRICES = PriceBook.load()
 PROVIDERS = ("deepseek", "openrouter", "ollama")
 
 
@@ -59,15 +62,18 @@ def history(keys: dict[str, dict[str, str]], days: int = 13) -> list[UsageEvent]
             attempts.append((served, "200"))
             hit = rng.randrange(0, 12000)
             streamed = rng.random() < 0.5
+            usage = Usage(prompt_tokens=hit + 2000, cache_hit_tokens=hit,
+                          cache_miss_tokens=2000, completion_tokens=rng.randrange(200, 3000),
+                          reasoning_tokens=rng.randrange(0, 800) if thinking != "off" else 0)
+            started = midnight - day * 86400 + rng.uniform(7, 20) * 3600
+            price = PRICES.price(served, model, datetime.fromtimestamp(started, UTC))
+            if served == "openrouter" and price is not None:  # OpenRouter reports its cost
+                usage.provider_cost_usd = round(cost_usd(usage, price) * 1.05, 8)
             events.append(UsageEvent(
                 request_id=f"hist-{day}-{i}", requested_model=model, model=model,
                 thinking=thinking, stream=streamed, status="ok", provider=served,
                 attempts=attempts, api=rng.choice(("openai.chat",) * 3 + ("anthropic.messages",)),
-                usage=Usage(prompt_tokens=hit + 2000, cache_hit_tokens=hit,
-                            cache_miss_tokens=2000, completion_tokens=rng.randrange(200, 3000),
-                            reasoning_tokens=rng.randrange(0, 800) if thinking != "off" else 0),
-                key_id=keys[name]["id"], team=keys[name]["team"],
-                started_at=midnight - day * 86400 + rng.uniform(7, 20) * 3600,
+                usage=usage, key_id=keys[name]["id"], team=keys[name]["team"], started_at=started,
                 latency_s=rng.uniform(0.8, 9.0),
                 ttft_s=rng.uniform(0.2, 1.5) if streamed else None))
     return events
@@ -75,9 +81,8 @@ def history(keys: dict[str, dict[str, str]], days: int = 13) -> list[UsageEvent]
 
 async def store_history(database: Path, events: list[UsageEvent]) -> None:
     store = UsageStore(async_url(None, database))
-    prices = PriceBook.load()
     try:
-        await store.insert([build_row(event, prices) for event in events], prices)
+        await store.insert([build_row(event, PRICES) for event in events], PRICES)
     finally:
         await store.close()
 

@@ -150,7 +150,7 @@ def _budget(row: dict[str, Any]) -> str:
     used = row.get("budget_used") or 0.0
     width = min(100.0, 100 * used)
     level = "over" if used >= 1 else "high" if used >= 0.8 else "ok"
-    text = f"{money(row['budget_spent'])} of {money(budget)} per {row['budget_period']}"
+    text = f"{money(row['budget_spent'])} / {money(budget)} a {row['budget_period']}"
     return (f'<span class="budget {level}" title="{escape(f"{100 * used:.1f}% used")}">'
             f'<span class="bar"><span style="width:{width:.1f}%"></span></span> '
             f"{escape(text)}</span>")
@@ -248,8 +248,8 @@ _STYLE = """
                      font-size: 13px; font-weight: normal; }
  a.on { background: #1d4ed8; color: white; border-color: #1d4ed8; }
  a.csv { font-size: 12px; font-weight: normal; margin-left: 8px; }
- table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
- th, td { padding: 4px 12px 4px 0; text-align: right; border-bottom: 1px solid #f0f1f3;
+ table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+ th, td { padding: 4px 10px 4px 0; text-align: right; border-bottom: 1px solid #f0f1f3;
           vertical-align: top; white-space: nowrap; }
  th { font-weight: 600; font-size: 12px; color: #374151; }
  th:first-child, td:first-child { text-align: left; }

@@ -199,26 +199,27 @@ def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]],
         reported = row["provider_cost_usd"] or None  # the rollup sums 0 where none reported
         row["provider_cost_usd"] = reported
         row["cost_gap_usd"] = reported - row["book_cost_usd"] if reported else None
-    p50 = "Mean latency" if scoped else "p50 latency"
-    ttft = "Mean TTFT" if scoped else "p50 TTFT"
+    p50 = "Latency mean" if scoped else "Latency p50"
+    ttft = "TTFT mean" if scoped else "TTFT p50"
     columns = [Column("provider", "Provider"), Column("requests", "Requests", "int"),
                Column("share", "Share", "pct"),
-               Column("failovers", "After failover", "int"),
+               Column("failovers", "Failed over to", "int"),
                Column("errors", "Errors", "int"), Column("error_rate", "Error rate", "pct"),
                Column("latency_p50", p50, "ms")]
     if not scoped:
-        columns.append(Column("latency_p95", "p95 latency", "ms"))
+        columns.append(Column("latency_p95", "p95", "ms"))
     columns.append(Column("ttft_p50", ttft, "ms"))
     if not scoped:
-        columns.append(Column("ttft_p95", "p95 TTFT", "ms"))
+        columns.append(Column("ttft_p95", "p95", "ms"))
     columns += [Column("cost_usd", "Billed", "usd"),
-                Column("provider_cost_usd", "Reported by provider", "usd"),
-                Column("book_cost_usd", "Computed (price book)", "usd"),
-                Column("cost_gap_usd", "Reported - computed", "usd")]
-    note = ("After failover: calls this provider took after an earlier one failed; (none): "
-            "calls no provider served. Percentiles are bucket edges (about 12% wide).")
+                Column("provider_cost_usd", "Reported", "usd"),
+                Column("book_cost_usd", "Price book", "usd"),
+                Column("cost_gap_usd", "Reported - book", "usd")]
+    note = ("Failed over to: calls this provider took after an earlier one failed; (none): "
+            "calls no provider served. Percentiles are bucket edges (about 12% wide). Billed: "
+            "the provider's reported cost where it reports one, else the price book's.")
     if scoped:
-        note = ("After failover: calls this provider took after an earlier one failed. "
+        note = ("Failed over to: calls this provider took after an earlier one failed. "
                 "Latency percentiles are kept per provider for the whole gateway, so a team's "
                 "view shows its own means.")
     return Table("providers", "Providers", columns, rows, note)
