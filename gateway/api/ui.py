@@ -19,7 +19,7 @@ from gateway.api.usage_page.access import COOKIE, COOKIE_SECONDS, cookie_for_key
 from gateway.api.usage_page.csv_export import to_csv
 from gateway.api.usage_page.format import money
 from gateway.api.usage_page.html import login_page, message_page, usage_page
-from gateway.api.usage_page.load import CSV_LOG_ROWS, LOG_PAGE, load
+from gateway.api.usage_page.load import load
 from gateway.db.store import ReportTimeout
 from gateway.metering.writer import MeteringWriter
 from gateway.state import GatewayState
@@ -40,8 +40,7 @@ async def page(request: Request) -> Response:
     csv_table = params.pop("table", None) if params.pop("format", None) == "csv" else None
     try:
         async with writer.store.report_connection() as conn:
-            data = await load(conn, params, viewer.team, datetime.now(UTC).date(),
-                              CSV_LOG_ROWS if csv_table == "log" else LOG_PAGE)
+            data = await load(conn, params, viewer.team, datetime.now(UTC).date(), csv_table)
     except ReportTimeout:
         return HTMLResponse(message_page(
             "The usage database is slow or busy; try a shorter period or again later."),

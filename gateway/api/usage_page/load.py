@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -72,9 +73,10 @@ def cursor_of(row: Mapping[str, object]) -> str:
 
 
 async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
-               today: date, log_rows: int = LOG_PAGE) -> PageData:
-    """Everything the page (or one of its CSV tables) shows. `team`: a viewer's team, which
-    scopes every query; None for the whole gateway."""
+               today: date, csv_table: str | None = None) -> PageData:
+    """Everything the page shows, or what one of its CSV tables needs (the log's CSV runs no
+    aggregate, an aggregate's CSV reads no raw row). `team`: a viewer's team, which scopes
+    every query; None for the whole gateway."""
     request = clean_params(raw)
     params = request.params
     period, error = parse_period(params, today)
@@ -90,16 +92,26 @@ async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
         request.errors.append("before: not a position in the request log; showing the newest")
         before = None
     scope = queries.Scope(period.start, period.end, team)
-    await queries.tune(conn)
-    traffic = await queries.traffic(conn, scope, period.hourly)
-    subjects = await queries.by_subject(conn, scope)
-    day_start = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    spend = await queries.spend_in_periods(conn, day_start, day_start.replace(day=1), team)
-    latency = await queries.latency_buckets(conn, scope)
-    key_rows = await queries.keys(conn, team)
-    team_rows = await queries.team_records(conn, team)
-    log = await queries.request_log(conn, scope, log_filter(params, team), before,
-                                    log_rows + 1)
+    traffic: list[dict[str, Any]] = []
+    subjects: list[dict[str, Any]] = []
+    spend: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
+    team_rows: list[dict[str, Any]] = []
+    log: list[dict[str, Any]] = []
+    log_rows = CSV_LOG_ROWS if csv_table == "log" else LOG_PAGE
+    if csv_table != "log":
+        await queries.tune(conn)
+        traffic = await queries.traffic(conn, scope, period.hourly)
+        subjects = await queries.by_subject(conn, scope)
+        day_start = datetime(today.year, today.month, today.day, tzinfo=UTC)
+        spend = await queries.spend_in_periods(conn, day_start, day_start.replace(day=1), team)
+        latency = await queries.latency_buckets(conn, scope)
+        key_rows = await queries.keys(conn, team)
+        team_rows = await queries.team_records(conn, team)
+    if csv_table in (None, "log"):
+        log = await queries.request_log(conn, scope, log_filter(params, team), before,
+                                        log_rows + 1)
     older = cursor_of(log[log_rows - 1]) if len(log) > log_rows else None
     series = views.series(traffic, by, period)
     tables = [
