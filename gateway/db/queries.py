@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Date, case, cast, func, literal_column, select, text
+from sqlalchemy import Date, Select, case, cast, func, literal_column, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -94,18 +94,12 @@ def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
 _NONE_AS_EMPTY = frozenset({"key", "team", "provider"})  # "" in a rollup: none (master key...)
 
 
-async def usage_report(
-    conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
-    api: str | None = None, team: str | None = None,
-) -> list[dict[str, Any]]:
-    """Requests, tokens by type and cost per group, from the hourly rollups (never the raw
-    rows: the cost grows with hours x groups, not with requests). Hour resolution: `start` is
-    rounded down and `end` (exclusive) up to a whole hour. `errors` counts calls that failed
-    once accepted; `refused` the calls the gateway turned away (auth, limits, budgets, invalid
-    requests), which `requests` includes too; `failovers` the calls that tried more than one
-    provider; `cache_savings_usd` what cache hits saved against the cache-miss price."""
+def report_query(dialect: str, group_by: GroupBy, start: datetime | None,
+                 end: datetime | None, api: str | None = None,
+                 team: str | None = None) -> Select[Any]:
+    """The report's one statement over usage_hourly (also what bench/usage_scale.py EXPLAINs)."""
     h = usage_hourly.c
-    group = _group_column(group_by, conn.dialect.name).label("group")
+    group = _group_column(group_by, dialect).label("group")
     query = select(
         group,
         func.sum(h.requests).label("requests"),
@@ -127,6 +121,20 @@ async def usage_report(
     if team is not None:
         query = query.where(h.team == team)
     query = query.group_by(literal_column("1")).order_by(literal_column("1"))
+    return query
+
+
+async def usage_report(
+    conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
+    api: str | None = None, team: str | None = None,
+) -> list[dict[str, Any]]:
+    """Requests, tokens by type and cost per group, from the hourly rollups (never the raw
+    rows: the cost grows with hours x groups, not with requests). Hour resolution: `start` is
+    rounded down and `end` (exclusive) up to a whole hour. `errors` counts calls that failed
+    once accepted; `refused` the calls the gateway turned away (auth, limits, budgets, invalid
+    requests), which `requests` includes too; `failovers` the calls that tried more than one
+    provider; `cache_savings_usd` what cache hits saved against the cache-miss price."""
+    query = report_query(conn.dialect.name, group_by, start, end, api, team)
     result = await conn.execute(query)
     out = []
     for row in result.mappings():

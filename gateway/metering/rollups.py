@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import delete, func, select, text
@@ -91,41 +92,87 @@ def cache_savings_usd(prices: PriceBook, row: Mapping[str, Any]) -> float:
     return hit * (price.cache_miss - price.cache_hit) / 1_000_000
 
 
+_NAMES = ("ts", "key_id", "team", "model", "provider", "api", "thinking", "status", "attempts",
+          *_TOKENS, "cost_usd", "book_cost_usd", "provider_cost_usd", "latency_ms", "ttft_ms")
+_VALUES = itemgetter(*_NAMES)
+
+
+class _Clock:
+    """Per-batch memo of hours and savings rates: rows of a batch share a few hours and
+    minutes, and this runs for every stored row (it is most of the writer's rollup cost)."""
+
+    def __init__(self, prices: PriceBook) -> None:
+        self._prices = prices
+        self._hours: dict[int, datetime] = {}
+        self._rates: dict[tuple[str, str, int], float] = {}
+
+    def epoch(self, ts: datetime) -> float:
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+    def hour(self, epoch: float) -> datetime:
+        index = int(epoch // 3600)
+        hour = self._hours.get(index)
+        if hour is None:
+            hour = self._hours[index] = datetime.fromtimestamp(index * 3600, UTC)
+        return hour
+
+    def savings_rate(self, provider: str, model: str, epoch: float) -> float:
+        """USD saved per cache-hit token (prices change at most once a minute)."""
+        key = (provider, model, int(epoch // 60))
+        rate = self._rates.get(key)
+        if rate is None:
+            at = datetime.fromtimestamp(key[2] * 60, UTC)
+            price = self._prices.price(provider, model, at)
+            rate = self._rates[key] = 0.0 if price is None else (
+                price.cache_miss - price.cache_hit) / 1_000_000
+        return rate
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
               into: Rollup | None = None) -> Rollup:
-    """Sum raw rows (dicts with SOURCE_COLUMNS) into hourly rollups."""
+    """Sum raw rows (dicts with SOURCE_COLUMNS; missing ones count as none) into hourly
+    rollups."""
     out = into if into is not None else Rollup()
     hourly, latency = out.hourly, out.latency
+    clock = _Clock(prices)
     width = len(_FIELDS)
     for row in rows:
-        hour = hour_of(row["ts"])
-        provider = row.get("provider") or ""
-        key = (hour, row.get("key_id") or "", row.get("team") or "", row.get("model") or "",
-               provider, row.get("api") or "", row.get("thinking") or "",
-               row.get("status") or "")
+        try:
+            values = _VALUES(row)
+        except KeyError:  # a row spooled by an older version
+            values = tuple(row.get(name) for name in _NAMES)
+        (ts, key_id, team, model, provider, api, thinking, status, attempts, prompt, hit, miss,
+         completion, reasoning, cost, book, reported, latency_ms, ttft) = values
+        epoch = clock.epoch(ts)
+        hour = clock.hour(epoch)
+        provider = provider or ""
+        model = model or ""
+        api = api or ""
+        key = (hour, key_id or "", team or "", model, provider, api, thinking or "",
+               status or "")
         sums = hourly.get(key)
         if sums is None:
             sums = hourly[key] = [0.0] * width
-        ttft = row.get("ttft_ms")
         sums[0] += 1
-        sums[1] += "," in (row.get("attempts") or "")
-        sums[2] += row.get("prompt_tokens") or 0
-        sums[3] += row.get("cache_hit_tokens") or 0
-        sums[4] += row.get("cache_miss_tokens") or 0
-        sums[5] += row.get("completion_tokens") or 0
-        sums[6] += row.get("reasoning_tokens") or 0
-        sums[7] += ttft is not None
-        sums[8] += row.get("cost_usd") or 0.0
-        sums[9] += row.get("book_cost_usd") or 0.0
-        sums[10] += row.get("provider_cost_usd") or 0.0
-        sums[11] += cache_savings_usd(prices, row)
-        sums[12] += row.get("latency_ms") or 0.0
-        sums[13] += ttft or 0.0
-        base = (hour, provider, key[3], key[5])
-        lat_key = (*base, "latency", bucket_of(row.get("latency_ms") or 0.0))
+        if attempts and "," in attempts:
+            sums[1] += 1
+        sums[2] += prompt or 0
+        sums[3] += hit or 0
+        sums[4] += miss or 0
+        sums[5] += completion or 0
+        sums[6] += reasoning or 0
+        sums[8] += cost or 0.0
+        sums[9] += book or 0.0
+        sums[10] += reported or 0.0
+        if hit and provider:
+            sums[11] += hit * clock.savings_rate(provider, model, epoch)
+        sums[12] += latency_ms or 0.0
+        lat_key = (hour, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
         latency[lat_key] = latency.get(lat_key, 0) + 1
         if ttft is not None:
-            ttft_key = (*base, "ttft", bucket_of(ttft))
+            sums[7] += 1
+            sums[13] += ttft
+            ttft_key = (hour, provider, model, api, "ttft", bucket_of(ttft))
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
     return out
 
