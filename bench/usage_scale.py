@@ -12,7 +12,8 @@ real apps have), 90% of calls served by the primary provider and the rest by a f
 of those after a failover), 2% errors, 1% refusals, streamed calls with a time to first token.
 Secondary indexes are built after the load (as for any bulk load), then the rollups are
 computed from the raw rows by one SQL GROUP BY per day (the same sums the writer keeps; cache
-savings at each provider's current off-peak rates, so peak hours are not modelled).
+savings at each provider's current off-peak rates, so peak hours are not modelled), and the
+daily ones from the hourly ones.
 `gateway rollup rebuild` (the Python path) is timed on one day.
 
 `measure` starts a simulated DeepSeek and a real `gateway serve` on that database, then times
@@ -120,6 +121,16 @@ SELECT hour, provider, model, api, metric, bucket, count(*) FROM (
 ) AS b GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+_SUMMED = ("requests, failovers, prompt_tokens, cache_hit_tokens, cache_miss_tokens, "
+           "completion_tokens, reasoning_tokens, ttft_count, cost_usd, book_cost_usd, "
+           "provider_cost_usd, cache_savings_usd, latency_ms_sum, ttft_ms_sum")
+_DIMS = "key_id, team, model, provider, api, thinking, status"
+DAILY_SQL = (  # what migration 0007 and the writer keep: usage_hourly summed per UTC day
+    f"INSERT INTO usage_daily (day, {_DIMS}, {_SUMMED}) "
+    f"SELECT CAST(timezone('UTC', hour) AS date), {_DIMS}, "
+    + ", ".join(f"sum({name})" for name in _SUMMED.split(", "))
+    + f" FROM usage_hourly GROUP BY 1, {_DIMS}")
+
 
 def server_url(url: str, database: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
@@ -177,7 +188,9 @@ async def generate(url: str, rows: int, days: int) -> None:
         at = first_day + timedelta(days=day)
         await conn.execute(ROLLUP_SQL, at, at + timedelta(days=1), *rates)
         await conn.execute(LATENCY_SQL, at, at + timedelta(days=1))
+    await conn.execute(DAILY_SQL)
     rollups = time.perf_counter() - started
+    await conn.execute("VACUUM ANALYZE usage_daily")
     await conn.execute("VACUUM ANALYZE usage_hourly")
     await conn.execute("VACUUM ANALYZE usage_latency_hourly")
     await conn.execute("ANALYZE usage")
@@ -283,6 +296,7 @@ def measure(url: str, runs: int, chats: int) -> None:
     from tests.upstream.deepseek import SimulatedDeepSeek
 
     db_url = server_url(url, NAME)
+    asyncio.run(migrate_timed(db_url))
     upstream = SimulatedDeepSeek()
     upstream.start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -337,6 +351,17 @@ def measure(url: str, runs: int, chats: int) -> None:
             upstream.stop()
     asyncio.run(explain(db_url))
     asyncio.run(writer_rate(db_url))
+
+
+async def migrate_timed(db_url: str) -> None:
+    """`gateway migrate` (a database generated before revision 0007 gets usage_daily here)."""
+    engine = create_engine(async_url(db_url, "unused"))
+    try:
+        started = time.perf_counter()
+        done = await migrate.upgrade(engine)
+        log(f"migrate: {done} in {time.perf_counter() - started:.1f} s")
+    finally:
+        await engine.dispose()
 
 
 async def explain(db_url: str) -> None:

@@ -26,11 +26,13 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.db.queries import day_of
 from gateway.db.tables import (
     ROLLUP_COUNTS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
     usage,
+    usage_daily,
     usage_hourly,
     usage_latency_hourly,
 )
@@ -59,19 +61,32 @@ class Rollup:
 
     def hourly_rows(self) -> list[dict[str, Any]]:
         """Sorted by key: concurrent upserts then lock rows in one order (no deadlocks)."""
-        rows = []
-        for key in sorted(self.hourly):
-            values = self.hourly[key]
-            row: dict[str, Any] = {"hour": key[0]}
-            row.update(zip(ROLLUP_DIMENSIONS, key[1:], strict=True))
-            row.update((name, int(values[i])) for i, name in enumerate(ROLLUP_COUNTS))
-            row.update((name, values[_INDEX[name]]) for name in ROLLUP_SUMS)
-            rows.append(row)
-        return rows
+        return [_as_row("hour", key, self.hourly[key]) for key in sorted(self.hourly)]
+
+    def daily_rows(self) -> list[dict[str, Any]]:
+        """The hourly sums summed again per UTC day (the hour keys are UTC)."""
+        days: dict[HourKey, list[float]] = {}
+        for key, values in self.hourly.items():
+            day_key = (key[0].date(), *key[1:])
+            sums = days.get(day_key)
+            if sums is None:
+                days[day_key] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    sums[i] += value
+        return [_as_row("day", key, days[key]) for key in sorted(days)]
 
     def latency_rows(self) -> list[dict[str, Any]]:
         return [{"hour": k[0], "provider": k[1], "model": k[2], "api": k[3], "metric": k[4],
                  "bucket": k[5], "count": n} for k, n in sorted(self.latency.items())]
+
+
+def _as_row(time_column: str, key: HourKey, values: list[float]) -> dict[str, Any]:
+    row: dict[str, Any] = {time_column: key[0]}
+    row.update(zip(ROLLUP_DIMENSIONS, key[1:], strict=True))
+    row.update((name, int(values[i])) for i, name in enumerate(ROLLUP_COUNTS))
+    row.update((name, values[_INDEX[name]]) for name in ROLLUP_SUMS)
+    return row
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -185,13 +200,13 @@ assert _FIELDS[8:] == ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_
 async def add(conn: AsyncConnection, rollup: Rollup) -> None:
     """Upsert: existing (hour, dimensions) rows get the new counts added to theirs."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    hourly = rollup.hourly_rows()
-    if hourly:
-        stmt = insert(usage_hourly)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["hour", *ROLLUP_DIMENSIONS],
-            set_={name: usage_hourly.c[name] + stmt.excluded[name] for name in _FIELDS}),
-            hourly)
+    for table, rows in ((usage_hourly, rollup.hourly_rows()),
+                        (usage_daily, rollup.daily_rows())):
+        if rows:
+            stmt = insert(table)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[table.c[0].name, *ROLLUP_DIMENSIONS],
+                set_={name: table.c[name] + stmt.excluded[name] for name in _FIELDS}), rows)
     latency = rollup.latency_rows()
     if latency:
         stmt = insert(usage_latency_hourly)
@@ -235,7 +250,8 @@ async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetim
         # Writers' upserts wait until this commits: a row committed before is read below, a
         # row committed after adds itself on top of the recomputed sums.
         await conn.execute(text(
-            "LOCK TABLE usage_hourly, usage_latency_hourly IN SHARE ROW EXCLUSIVE MODE"))
+            "LOCK TABLE usage_hourly, usage_latency_hourly, usage_daily "
+            "IN SHARE ROW EXCLUSIVE MODE"))
     # Retention prunes whole hours from the oldest on (and waits for this lock): hours before
     # the oldest raw row left are pruned ones, whose rollups must stay as they are.
     first = await conn.scalar(select(func.min(usage.c.ts)))
@@ -252,8 +268,35 @@ async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetim
     result = await conn.stream(query.execution_options(yield_per=10_000))
     async for part in result.mappings().partitions():
         aggregate(cast(list[Mapping[str, Any]], part), prices, rollup)
-    await add(conn, rollup)
-    return len(rollup.hourly)
+    hourly, rollup.hourly = rollup.hourly, {}
+    await add(conn, rollup)  # the latency histograms
+    await _insert_hourly(conn, hourly)
+    await _recompute_days(conn, start, stop)
+    return len(hourly)
+
+
+async def _insert_hourly(conn: AsyncConnection, hourly: dict[HourKey, list[float]]) -> None:
+    rows = Rollup(hourly=hourly).hourly_rows()
+    if rows:
+        await conn.execute(usage_hourly.insert(), rows)
+
+
+async def _recompute_days(conn: AsyncConnection, start: datetime, stop: datetime) -> None:
+    """usage_daily for the days [start, stop) touches, summed from usage_hourly (which holds
+    every hour, pruned ones too)."""
+    first = start.date()
+    last = (stop - timedelta(microseconds=1)).date()
+    low = datetime.combine(first, datetime.min.time(), UTC)
+    high = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    await conn.execute(delete(usage_daily).where(usage_daily.c.day >= first,
+                                                 usage_daily.c.day <= last))
+    day = day_of(usage_hourly.c.hour, conn.dialect.name)
+    dims = [usage_hourly.c[name] for name in ROLLUP_DIMENSIONS]
+    await conn.execute(usage_daily.insert().from_select(
+        ["day", *ROLLUP_DIMENSIONS, *_FIELDS],
+        select(day, *dims, *(func.sum(usage_hourly.c[name]) for name in _FIELDS))
+        .where(usage_hourly.c.hour >= low, usage_hourly.c.hour < high)
+        .group_by(day, *dims)))
 
 
 async def backfill_needed(engine: AsyncEngine) -> bool:
