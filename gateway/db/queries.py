@@ -112,7 +112,7 @@ def day_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
 _ROLLUP_FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
 
 
-def _rollup_rows(dialect: str, start: datetime | None,
+def rollup_rows(dialect: str, start: datetime | None,
                  end: datetime | None) -> Subquery:
     """The rollup rows covering [start, end) taken to the hour: whole UTC days from
     usage_daily, the hours at either edge from usage_hourly (so a 90-day report reads about
@@ -168,7 +168,7 @@ def report_query(dialect: str, group_by: GroupBy, start: datetime | None,
                  end: datetime | None, api: str | None = None,
                  team: str | None = None) -> Select[Any]:
     """The report's one statement over the rollups (also what bench/usage_scale.py EXPLAINs)."""
-    r = _rollup_rows(dialect, start, end).c
+    r = rollup_rows(dialect, start, end).c
     group = r[_GROUP_COLUMNS[group_by]].label("group")
     query = select(
         group,
