@@ -1,5 +1,5 @@
 """The statements metering needs: idempotent batch inserts and grouped usage reports (read
-from the hourly rollups)."""
+from the daily and hourly rollups)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,33 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Date, case, cast, func, literal_column, select, text
+from sqlalchemy import (
+    Date,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.db.tables import COLUMNS, usage, usage_hourly
+from gateway.db.tables import (
+    COLUMNS,
+    ROLLUP_COUNTS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_SUMS,
+    usage,
+    usage_daily,
+    usage_hourly,
+)
 
 GroupBy = Literal["model", "provider", "key", "team", "day", "api", "thinking", "status"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
@@ -81,17 +102,91 @@ def ceil_hour(at: datetime) -> datetime:
     return floor if floor == at else floor + timedelta(hours=1)
 
 
-def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
+def day_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The UTC date of a timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+_ROLLUP_FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
+
+
+def rollup_rows(dialect: str, start: datetime | None,
+                 end: datetime | None) -> Subquery:
+    """The rollup rows covering [start, end) taken to the hour: whole UTC days from
+    usage_daily, the hours at either edge from usage_hourly (so a 90-day report reads about
+    90 x groups rows, not 2,160 x groups). Columns: day, the dimensions, every sum."""
+    h, d = usage_hourly.c, usage_daily.c
+    low = floor_hour(start) if start is not None else None
+    high = ceil_hour(end) if end is not None else None
+    first_day = _ceil_day(low) if low is not None else None
+    end_day = _floor_day(high) if high is not None else None
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        hourly = _hourly_part(dialect)
+        if low is not None:
+            hourly = hourly.where(h.hour >= low)
+        if high is not None:
+            hourly = hourly.where(h.hour < high)
+        return hourly.subquery("rollup")
+    daily = select(d.day.label("day"), *(d[name] for name in ROLLUP_DIMENSIONS),
+                   *(d[name] for name in _ROLLUP_FIELDS))
+    edges = []
+    if first_day is not None and low is not None:
+        daily = daily.where(d.day >= first_day.date())
+        edges.append(and_(h.hour >= low, h.hour < first_day))
+    if end_day is not None and high is not None:
+        daily = daily.where(d.day < end_day.date())
+        edges.append(and_(h.hour >= end_day, h.hour < high))
+    if not edges:
+        return daily.subquery("rollup")
+    return union_all(daily, _hourly_part(dialect).where(or_(*edges))).subquery("rollup")
+
+
+def _hourly_part(dialect: str) -> Select[Any]:
     h = usage_hourly.c
-    if group_by == "day":
-        if dialect == "postgresql":
-            return cast(func.timezone("UTC", h.hour), Date)
-        return func.date(h.hour)
-    return {"model": h.model, "provider": h.provider, "key": h.key_id, "team": h.team,
-            "api": h.api, "thinking": h.thinking, "status": h.status}[group_by]
+    return select(day_of(h.hour, dialect).label("day"),
+                  *(h[name] for name in ROLLUP_DIMENSIONS),
+                  *(h[name] for name in _ROLLUP_FIELDS))
+
+
+def _floor_day(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(at: datetime) -> datetime:
+    floor = _floor_day(at)
+    return floor if floor == at else floor + timedelta(days=1)
 
 
 _NONE_AS_EMPTY = frozenset({"key", "team", "provider"})  # "" in a rollup: none (master key...)
+_GROUP_COLUMNS = {"day": "day", "model": "model", "provider": "provider", "key": "key_id",
+                  "team": "team", "api": "api", "thinking": "thinking", "status": "status"}
+
+
+def report_query(dialect: str, group_by: GroupBy, start: datetime | None,
+                 end: datetime | None, api: str | None = None,
+                 team: str | None = None) -> Select[Any]:
+    """The report's one statement over the rollups (also what bench/usage_scale.py EXPLAINs)."""
+    r = rollup_rows(dialect, start, end).c
+    group = r[_GROUP_COLUMNS[group_by]].label("group")
+    query = select(
+        group,
+        func.sum(r.requests).label("requests"),
+        *(func.sum(r[name]).label(name) for name in TOKEN_COLUMNS),
+        *(func.sum(r[name]).label(name) for name in _REPORT_SUMS),
+        func.sum(r.failovers).label("failovers"),
+        func.sum(case((r.status.in_(("ok", REFUSED)), 0), else_=r.requests)).label("errors"),
+        func.sum(case((r.status == REFUSED, r.requests), else_=0)).label("refused"),
+        func.sum(r.latency_ms_sum).label("latency_ms_sum"),
+        func.sum(r.ttft_ms_sum).label("ttft_ms_sum"),
+        func.sum(r.ttft_count).label("ttft_count"),
+    )
+    if api is not None:
+        query = query.where(r.api == api)
+    if team is not None:
+        query = query.where(r.team == team)
+    return query.group_by(literal_column("1")).order_by(literal_column("1"))
 
 
 async def usage_report(
@@ -104,29 +199,7 @@ async def usage_report(
     once accepted; `refused` the calls the gateway turned away (auth, limits, budgets, invalid
     requests), which `requests` includes too; `failovers` the calls that tried more than one
     provider; `cache_savings_usd` what cache hits saved against the cache-miss price."""
-    h = usage_hourly.c
-    group = _group_column(group_by, conn.dialect.name).label("group")
-    query = select(
-        group,
-        func.sum(h.requests).label("requests"),
-        *(func.sum(h[name]).label(name) for name in TOKEN_COLUMNS),
-        *(func.sum(h[name]).label(name) for name in _REPORT_SUMS),
-        func.sum(h.failovers).label("failovers"),
-        func.sum(case((h.status.in_(("ok", REFUSED)), 0), else_=h.requests)).label("errors"),
-        func.sum(case((h.status == REFUSED, h.requests), else_=0)).label("refused"),
-        func.sum(h.latency_ms_sum).label("latency_ms_sum"),
-        func.sum(h.ttft_ms_sum).label("ttft_ms_sum"),
-        func.sum(h.ttft_count).label("ttft_count"),
-    )
-    if start is not None:
-        query = query.where(h.hour >= floor_hour(start))
-    if end is not None:
-        query = query.where(h.hour < ceil_hour(end))
-    if api is not None:
-        query = query.where(h.api == api)
-    if team is not None:
-        query = query.where(h.team == team)
-    query = query.group_by(literal_column("1")).order_by(literal_column("1"))
+    query = report_query(conn.dialect.name, group_by, start, end, api, team)
     result = await conn.execute(query)
     out = []
     for row in result.mappings():

@@ -19,17 +19,20 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.db.queries import day_of
 from gateway.db.tables import (
     ROLLUP_COUNTS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
     usage,
+    usage_daily,
     usage_hourly,
     usage_latency_hourly,
 )
@@ -58,19 +61,32 @@ class Rollup:
 
     def hourly_rows(self) -> list[dict[str, Any]]:
         """Sorted by key: concurrent upserts then lock rows in one order (no deadlocks)."""
-        rows = []
-        for key in sorted(self.hourly):
-            values = self.hourly[key]
-            row: dict[str, Any] = {"hour": key[0]}
-            row.update(zip(ROLLUP_DIMENSIONS, key[1:], strict=True))
-            row.update((name, int(values[i])) for i, name in enumerate(ROLLUP_COUNTS))
-            row.update((name, values[_INDEX[name]]) for name in ROLLUP_SUMS)
-            rows.append(row)
-        return rows
+        return [_as_row("hour", key, self.hourly[key]) for key in sorted(self.hourly)]
+
+    def daily_rows(self) -> list[dict[str, Any]]:
+        """The hourly sums summed again per UTC day (the hour keys are UTC)."""
+        days: dict[HourKey, list[float]] = {}
+        for key, values in self.hourly.items():
+            day_key = (key[0].date(), *key[1:])
+            sums = days.get(day_key)
+            if sums is None:
+                days[day_key] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    sums[i] += value
+        return [_as_row("day", key, days[key]) for key in sorted(days)]
 
     def latency_rows(self) -> list[dict[str, Any]]:
         return [{"hour": k[0], "provider": k[1], "model": k[2], "api": k[3], "metric": k[4],
                  "bucket": k[5], "count": n} for k, n in sorted(self.latency.items())]
+
+
+def _as_row(time_column: str, key: HourKey, values: list[float]) -> dict[str, Any]:
+    row: dict[str, Any] = {time_column: key[0]}
+    row.update(zip(ROLLUP_DIMENSIONS, key[1:], strict=True))
+    row.update((name, int(values[i])) for i, name in enumerate(ROLLUP_COUNTS))
+    row.update((name, values[_INDEX[name]]) for name in ROLLUP_SUMS)
+    return row
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -91,41 +107,87 @@ def cache_savings_usd(prices: PriceBook, row: Mapping[str, Any]) -> float:
     return hit * (price.cache_miss - price.cache_hit) / 1_000_000
 
 
+_NAMES = ("ts", "key_id", "team", "model", "provider", "api", "thinking", "status", "attempts",
+          *_TOKENS, "cost_usd", "book_cost_usd", "provider_cost_usd", "latency_ms", "ttft_ms")
+_VALUES = itemgetter(*_NAMES)
+
+
+class _Clock:
+    """Per-batch memo of hours and savings rates: rows of a batch share a few hours and
+    minutes, and this runs for every stored row (it is most of the writer's rollup cost)."""
+
+    def __init__(self, prices: PriceBook) -> None:
+        self._prices = prices
+        self._hours: dict[int, datetime] = {}
+        self._rates: dict[tuple[str, str, int], float] = {}
+
+    def epoch(self, ts: datetime) -> float:
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+    def hour(self, epoch: float) -> datetime:
+        index = int(epoch // 3600)
+        hour = self._hours.get(index)
+        if hour is None:
+            hour = self._hours[index] = datetime.fromtimestamp(index * 3600, UTC)
+        return hour
+
+    def savings_rate(self, provider: str, model: str, epoch: float) -> float:
+        """USD saved per cache-hit token (prices change at most once a minute)."""
+        key = (provider, model, int(epoch // 60))
+        rate = self._rates.get(key)
+        if rate is None:
+            at = datetime.fromtimestamp(key[2] * 60, UTC)
+            price = self._prices.price(provider, model, at)
+            rate = self._rates[key] = 0.0 if price is None else (
+                price.cache_miss - price.cache_hit) / 1_000_000
+        return rate
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
               into: Rollup | None = None) -> Rollup:
-    """Sum raw rows (dicts with SOURCE_COLUMNS) into hourly rollups."""
+    """Sum raw rows (dicts with SOURCE_COLUMNS; missing ones count as none) into hourly
+    rollups."""
     out = into if into is not None else Rollup()
     hourly, latency = out.hourly, out.latency
+    clock = _Clock(prices)
     width = len(_FIELDS)
     for row in rows:
-        hour = hour_of(row["ts"])
-        provider = row.get("provider") or ""
-        key = (hour, row.get("key_id") or "", row.get("team") or "", row.get("model") or "",
-               provider, row.get("api") or "", row.get("thinking") or "",
-               row.get("status") or "")
+        try:
+            values = _VALUES(row)
+        except KeyError:  # a row spooled by an older version
+            values = tuple(row.get(name) for name in _NAMES)
+        (ts, key_id, team, model, provider, api, thinking, status, attempts, prompt, hit, miss,
+         completion, reasoning, cost, book, reported, latency_ms, ttft) = values
+        epoch = clock.epoch(ts)
+        hour = clock.hour(epoch)
+        provider = provider or ""
+        model = model or ""
+        api = api or ""
+        key = (hour, key_id or "", team or "", model, provider, api, thinking or "",
+               status or "")
         sums = hourly.get(key)
         if sums is None:
             sums = hourly[key] = [0.0] * width
-        ttft = row.get("ttft_ms")
         sums[0] += 1
-        sums[1] += "," in (row.get("attempts") or "")
-        sums[2] += row.get("prompt_tokens") or 0
-        sums[3] += row.get("cache_hit_tokens") or 0
-        sums[4] += row.get("cache_miss_tokens") or 0
-        sums[5] += row.get("completion_tokens") or 0
-        sums[6] += row.get("reasoning_tokens") or 0
-        sums[7] += ttft is not None
-        sums[8] += row.get("cost_usd") or 0.0
-        sums[9] += row.get("book_cost_usd") or 0.0
-        sums[10] += row.get("provider_cost_usd") or 0.0
-        sums[11] += cache_savings_usd(prices, row)
-        sums[12] += row.get("latency_ms") or 0.0
-        sums[13] += ttft or 0.0
-        base = (hour, provider, key[3], key[5])
-        lat_key = (*base, "latency", bucket_of(row.get("latency_ms") or 0.0))
+        if attempts and "," in attempts:
+            sums[1] += 1
+        sums[2] += prompt or 0
+        sums[3] += hit or 0
+        sums[4] += miss or 0
+        sums[5] += completion or 0
+        sums[6] += reasoning or 0
+        sums[8] += cost or 0.0
+        sums[9] += book or 0.0
+        sums[10] += reported or 0.0
+        if hit and provider:
+            sums[11] += hit * clock.savings_rate(provider, model, epoch)
+        sums[12] += latency_ms or 0.0
+        lat_key = (hour, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
         latency[lat_key] = latency.get(lat_key, 0) + 1
         if ttft is not None:
-            ttft_key = (*base, "ttft", bucket_of(ttft))
+            sums[7] += 1
+            sums[13] += ttft
+            ttft_key = (hour, provider, model, api, "ttft", bucket_of(ttft))
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
     return out
 
@@ -138,13 +200,13 @@ assert _FIELDS[8:] == ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_
 async def add(conn: AsyncConnection, rollup: Rollup) -> None:
     """Upsert: existing (hour, dimensions) rows get the new counts added to theirs."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    hourly = rollup.hourly_rows()
-    if hourly:
-        stmt = insert(usage_hourly)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["hour", *ROLLUP_DIMENSIONS],
-            set_={name: usage_hourly.c[name] + stmt.excluded[name] for name in _FIELDS}),
-            hourly)
+    for table, rows in ((usage_hourly, rollup.hourly_rows()),
+                        (usage_daily, rollup.daily_rows())):
+        if rows:
+            stmt = insert(table)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[table.c[0].name, *ROLLUP_DIMENSIONS],
+                set_={name: table.c[name] + stmt.excluded[name] for name in _FIELDS}), rows)
     latency = rollup.latency_rows()
     if latency:
         stmt = insert(usage_latency_hourly)
@@ -188,7 +250,8 @@ async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetim
         # Writers' upserts wait until this commits: a row committed before is read below, a
         # row committed after adds itself on top of the recomputed sums.
         await conn.execute(text(
-            "LOCK TABLE usage_hourly, usage_latency_hourly IN SHARE ROW EXCLUSIVE MODE"))
+            "LOCK TABLE usage_hourly, usage_latency_hourly, usage_daily "
+            "IN SHARE ROW EXCLUSIVE MODE"))
     # Retention prunes whole hours from the oldest on (and waits for this lock): hours before
     # the oldest raw row left are pruned ones, whose rollups must stay as they are.
     first = await conn.scalar(select(func.min(usage.c.ts)))
@@ -205,8 +268,35 @@ async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetim
     result = await conn.stream(query.execution_options(yield_per=10_000))
     async for part in result.mappings().partitions():
         aggregate(cast(list[Mapping[str, Any]], part), prices, rollup)
-    await add(conn, rollup)
-    return len(rollup.hourly)
+    hourly, rollup.hourly = rollup.hourly, {}
+    await add(conn, rollup)  # the latency histograms
+    await _insert_hourly(conn, hourly)
+    await _recompute_days(conn, start, stop)
+    return len(hourly)
+
+
+async def _insert_hourly(conn: AsyncConnection, hourly: dict[HourKey, list[float]]) -> None:
+    rows = Rollup(hourly=hourly).hourly_rows()
+    if rows:
+        await conn.execute(usage_hourly.insert(), rows)
+
+
+async def _recompute_days(conn: AsyncConnection, start: datetime, stop: datetime) -> None:
+    """usage_daily for the days [start, stop) touches, summed from usage_hourly (which holds
+    every hour, pruned ones too)."""
+    first = start.date()
+    last = (stop - timedelta(microseconds=1)).date()
+    low = datetime.combine(first, datetime.min.time(), UTC)
+    high = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    await conn.execute(delete(usage_daily).where(usage_daily.c.day >= first,
+                                                 usage_daily.c.day <= last))
+    day = day_of(usage_hourly.c.hour, conn.dialect.name)
+    dims = [usage_hourly.c[name] for name in ROLLUP_DIMENSIONS]
+    await conn.execute(usage_daily.insert().from_select(
+        ["day", *ROLLUP_DIMENSIONS, *_FIELDS],
+        select(day, *dims, *(func.sum(usage_hourly.c[name]) for name in _FIELDS))
+        .where(usage_hourly.c.hour >= low, usage_hourly.c.hour < high)
+        .group_by(day, *dims)))
 
 
 async def backfill_needed(engine: AsyncEngine) -> bool:

@@ -110,4 +110,27 @@ def assert_rollups_match(where: str | Path, prices: PriceBook) -> int:
         where, "SELECT " + hour.format(c="hour") + " AS hour, provider, model, api, metric, "
         "bucket, count FROM usage_latency_hourly")})
     assert got_latency == latency
+    _assert_days_match(where)
     return len(raw)
+
+
+_DAY = {"pg": "to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "sqlite": "date(hour)"}
+_SUMMED = ("requests", "failovers", "prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
+           "completion_tokens", "reasoning_tokens", "ttft_count", "cost_usd", "book_cost_usd",
+           "provider_cost_usd", "cache_savings_usd", "latency_ms_sum", "ttft_ms_sum")
+
+
+def _assert_days_match(where: str | Path) -> None:
+    """usage_daily holds usage_hourly's sums per UTC day."""
+    dims = "key_id, team, model, provider, api, thinking, status"
+    sums = ", ".join(f"sum({name}) AS {name}" for name in _SUMMED)
+    day = _DAY[_kind(where)]
+    expected = {tuple(r[d] for d in ("day", *_DIMS[1:])): r for r in fetch(
+        where, f"SELECT {day} AS day, {dims}, {sums} FROM usage_hourly GROUP BY {day}, {dims}")}
+    stored_day = "to_char(day, 'YYYY-MM-DD')" if _kind(where) == "pg" else "day"
+    actual = {tuple(r[d] for d in ("day", *_DIMS[1:])): r for r in fetch(
+        where, f"SELECT {stored_day} AS day, {dims}, {', '.join(_SUMMED)} FROM usage_daily")}
+    assert set(actual) == set(expected), set(actual) ^ set(expected)
+    for key, row in actual.items():
+        for name in _SUMMED:
+            assert _close(row[name], expected[key][name]), (key, name)

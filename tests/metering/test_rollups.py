@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from gateway.cli import cli
 from gateway.db import migrate
 from gateway.db.engine import async_url, create_engine
+from gateway.db.queries import ceil_hour, floor_hour
 from gateway.db.store import UsageStore
 from gateway.db.tables import usage
 from gateway.metering.prices import PriceBook
@@ -67,7 +68,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         yield async_url(None, tmp_path / "usage.db"), tmp_path / "usage.db"
         return
     _, url = request.getfixturevalue("pg_database")
-    pg.query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly")
+    pg.query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly, usage_daily")
     yield async_url(url, "unused"), url
 
 
@@ -176,3 +177,35 @@ async def test_migrate_backfills_the_rollups_of_a_database_from_before_them(
     assert assert_rollups_match(path, PRICES) == 150
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["migrate"], env=env)
     assert "backfilled" not in result.output  # only once
+
+
+async def test_reports_over_any_range_equal_the_raw_rows_in_it(
+        database: tuple[str, Path | str]) -> None:
+    """Whole days come from usage_daily and the edge hours from usage_hourly: for ranges that
+    start and end anywhere (mid-hour, mid-day, open-ended), the report equals the raw rows
+    between the range's hours."""
+    url, _ = database
+    rng = random.Random(11)
+    now = time.time()
+    rows = [build_row(random_event(rng, i, now), PRICES) for i in range(500)]
+    store = UsageStore(url)
+    try:
+        await store.insert(rows, PRICES)
+        newest = max(r["ts"] for r in rows)
+        for _ in range(12):
+            start = newest - timedelta(seconds=rng.uniform(0, 4 * 86400))
+            end = start + timedelta(seconds=rng.uniform(0, 3 * 86400))
+            for low, high in ((start, end), (None, end), (start, None)):
+                got = {r["key"]: (r["requests"], r["cost_usd"]) for r in await store.report(
+                    "key", low, high)}
+                want: dict[str | None, tuple[int, float]] = {}
+                for row in rows:
+                    if (low is None or row["ts"] >= floor_hour(low)) and (
+                            high is None or row["ts"] < ceil_hour(high)):
+                        n, cost = want.get(row["key_id"], (0, 0.0))
+                        want[row["key_id"]] = (n + 1, cost + row["cost_usd"])
+                assert got.keys() == want.keys(), (low, high)
+                for key, (n, cost) in want.items():
+                    assert got[key][0] == n and got[key][1] == pytest.approx(cost), (low, high)
+    finally:
+        await store.close()
