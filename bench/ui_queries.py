@@ -5,8 +5,10 @@ aggregate query alone, and its plan's scan nodes.
     .venv/bin/python bench/ui_queries.py [--combos 300] [--raw 2000000] [--days 90]
 
 `--combos` is the number of distinct (key, team, model, provider, api, thinking, status)
-rollup rows per hour: the page's aggregate cost is proportional to days x 24 x combos, never to
-raw rows (only the request log reads those, by index). The rollups are written by SQL here,
+rollup rows per hour (and per day: every hour has the same ones): the page's aggregates read
+days x combos daily rows (hours x combos for a period of up to 2 days), and the latency
+histograms days x 24 x their groups; never raw rows (only the request log reads those, by
+index). The rollups are written by SQL here,
 not through the metering writer: this measures reading. Writes bench/RESULTS-ui-queries.md and
 drops its scratch database (also on failure).
 """
@@ -54,6 +56,16 @@ SELECT h, 'k' || (c % 50), 't' || (c % 50 % 5),
 FROM generate_series(date_trunc('hour', now()) - make_interval(days => $1),
                      date_trunc('hour', now()), interval '1 hour') h,
      generate_series(0, $2 - 1) c
+"""
+SEED_DAILY = """
+INSERT INTO usage_daily (day, key_id, team, model, provider, api, thinking, status,
+  requests, failovers, prompt_tokens, cache_hit_tokens, completion_tokens, cost_usd,
+  book_cost_usd, cache_savings_usd, latency_ms_sum)
+SELECT CAST(timezone('UTC', hour) AS date), key_id, team, model, provider, api, thinking,
+       status, sum(requests), sum(failovers), sum(prompt_tokens), sum(cache_hit_tokens),
+       sum(completion_tokens), sum(cost_usd), sum(book_cost_usd), sum(cache_savings_usd),
+       sum(latency_ms_sum)
+FROM usage_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 SEED_LATENCY = """
 INSERT INTO usage_latency_hourly (hour, provider, model, api, metric, bucket, count)
@@ -103,11 +115,12 @@ async def bench(server: str, combos: int, raw: int, days: int) -> list[str]:
         conn = await asyncpg.connect(f"{base}/{name}")
         started = time.monotonic()
         await conn.execute(SEED_ROLLUPS, days, combos)
+        await conn.execute(SEED_DAILY)
         await conn.execute(SEED_LATENCY, days)
         await conn.execute(SEED_RAW, days, raw)
         await conn.execute("ANALYZE")
         sizes = {t: await conn.fetchval(f"SELECT count(*) FROM {t}")
-                 for t in ("usage_hourly", "usage_latency_hourly", "usage")}
+                 for t in ("usage_hourly", "usage_daily", "usage_latency_hourly", "usage")}
         version = await conn.fetchval("SHOW server_version")
         await conn.close()
         out += [f"Seeded in {time.monotonic() - started:.0f} s: " + ", ".join(
@@ -139,14 +152,13 @@ async def per_query(engine: Any, today: date, days: int) -> list[str]:
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), UTC)
     end = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
     scope, team_scope = queries.Scope(start, end), queries.Scope(start, end, "t1")
-    day = end - timedelta(days=1)
     checks: list[tuple[str, Callable[[Any], Awaitable[Any]]]] = [
         ("traffic (cards, chart, providers, models, apis, thinking)",
          lambda c: queries.traffic(c, scope, False)),
         ("by_subject (teams, keys)", lambda c: queries.by_subject(c, scope)),
         ("by_subject, a viewer's team", lambda c: queries.by_subject(c, team_scope)),
         ("spend_in_periods (budgets: today, this month)",
-         lambda c: queries.spend_in_periods(c, day, day.replace(day=1), None)),
+         lambda c: queries.spend_in_periods(c, today, None)),
         ("latency_buckets (p50/p95)", lambda c: queries.latency_buckets(c, scope)),
         ("keys (limits, last used)", lambda c: queries.keys(c, None)),
         ("request_log, newest 51 by key",

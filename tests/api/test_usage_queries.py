@@ -30,7 +30,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield async_url(None, tmp_path / "usage.db")
         return
     _, url = request.getfixturevalue("pg_database")
-    pg.query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly")
+    pg.query(url, "TRUNCATE usage, usage_hourly, usage_daily, usage_latency_hourly")
     yield async_url(url, "unused")
 
 

@@ -31,7 +31,8 @@ pg_database = pg.pg_database
 @pytest.fixture
 def pg_url(pg_database: tuple[str, str]) -> str:
     url = pg_database[1]
-    pg.query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly, api_keys, teams")
+    pg.query(url, "TRUNCATE usage, usage_hourly, usage_daily, usage_latency_hourly, "
+                  "api_keys, teams")
     return url
 
 

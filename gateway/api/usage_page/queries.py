@@ -1,8 +1,10 @@
-"""The usage page's SQL: aggregates from the hourly rollups, the request log from raw rows.
+"""The usage page's SQL: aggregates from the rollups, the request log from raw rows.
 
-Every aggregate reads `usage_hourly` / `usage_latency_hourly` over an hour range (their
-primary keys start with `hour`; a team scope uses `ix_usage_hourly_team_hour`), so its cost
-grows with hours x dimension combinations, never with requests. Only the request log reads the
+Every aggregate reads the rollups: whole days from `usage_daily`, hours from `usage_hourly`
+(only for the hourly chart of short periods and the edges of a range), latency histograms from
+`usage_latency_hourly`; their primary keys start with the day or hour, and a team scope uses
+their (team, day/hour) indexes. So an aggregate's cost grows with days x dimension
+combinations, never with requests. Only the request log reads the
 raw `usage` table, newest first with a keyset cursor on (ts, id) and a LIMIT, so a page of it
 is an index range scan whatever the table's size. Postgres and SQLite both: nothing here is
 dialect-specific except the day truncation.
@@ -11,15 +13,22 @@ dialect-specific except the day truncation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import Date, Select, and_, case, cast, func, or_, select, text
+from sqlalchemy import FromClause, Select, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.db.queries import REFUSED
-from gateway.db.tables import api_keys, teams, usage, usage_hourly, usage_latency_hourly
+from gateway.db.queries import REFUSED, rollup_rows
+from gateway.db.tables import (
+    ROLLUP_DIMENSIONS,
+    api_keys,
+    teams,
+    usage,
+    usage_hourly,
+    usage_latency_hourly,
+)
 
 NOT_ERRORS = ("ok", REFUSED)  # the rest failed once accepted, as /admin/usage counts them
 TRAFFIC_DIMENSIONS = ("provider", "model", "api", "thinking", "status")
@@ -68,65 +77,68 @@ async def tune(conn: AsyncConnection) -> None:
         await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
-def _sums(names: tuple[str, ...] = SUMS) -> list[ColumnElement[Any]]:
-    return [func.coalesce(func.sum(usage_hourly.c[name]), 0).label(name) for name in names]
-
-
-def _errors() -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((usage_hourly.c.status.in_(NOT_ERRORS), 0),
-                                       else_=usage_hourly.c.requests)), 0).label("errors")
-
-
-def _scoped(query: Select[Any], scope: Scope) -> Select[Any]:
-    query = query.where(usage_hourly.c.hour >= scope.start, usage_hourly.c.hour < scope.end)
-    if scope.team is not None:
-        query = query.where(usage_hourly.c.team == scope.team)
-    return query
-
-
-def _bucket(hourly: bool, dialect: str) -> ColumnElement[Any]:
+def _rows(conn: AsyncConnection, scope: Scope, hourly: bool) -> FromClause:
+    """The rollup rows of the period: per hour from `usage_hourly` (the hourly chart of short
+    periods), else whole days from `usage_daily` (and edge hours from `usage_hourly`, via
+    gateway.db.queries.rollup_rows), so a 90-day page reads 90 x groups rows, not 2,160 x."""
     if hourly:
-        return usage_hourly.c.hour
-    if dialect == "postgresql":
-        return cast(func.timezone("UTC", usage_hourly.c.hour), Date)
-    return func.date(usage_hourly.c.hour)
+        h = usage_hourly.c
+        return (select(h.hour.label("bucket"), *(h[name] for name in ROLLUP_DIMENSIONS),
+                       *(h[name] for name in SUMS))
+                .where(h.hour >= scope.start, h.hour < scope.end).subquery("hourly"))
+    r = rollup_rows(conn.dialect.name, scope.start, scope.end)
+    return select(r.c.day.label("bucket"), *(r.c[name] for name in ROLLUP_DIMENSIONS),
+                  *(r.c[name] for name in SUMS)).subquery("daily")
+
+
+def _sums(rows: FromClause, names: tuple[str, ...] = SUMS) -> list[ColumnElement[Any]]:
+    return [func.coalesce(func.sum(rows.c[name]), 0).label(name) for name in names]
+
+
+def _errors(rows: FromClause) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((rows.c.status.in_(NOT_ERRORS), 0),
+                                       else_=rows.c.requests)), 0).label("errors")
+
+
+def _team(query: Select[Any], rows: FromClause, team: str | None) -> Select[Any]:
+    """A viewer's team (pushed down into the rollup tables' (team, hour/day) indexes)."""
+    return query if team is None else query.where(rows.c.team == team)
 
 
 async def traffic(conn: AsyncConnection, scope: Scope, hourly: bool) -> list[dict[str, Any]]:
-    """One scan: sums per time bucket (hour or UTC day) x provider, model, api, thinking mode
+    """One pass: sums per time bucket (hour or UTC day) x provider, model, api, thinking mode
     and status. Cards, the chart, the provider, model, api and thinking tables all fold it."""
-    bucket = _bucket(hourly, conn.dialect.name).label("bucket")
-    dims = [usage_hourly.c[name] for name in TRAFFIC_DIMENSIONS]
-    query = _scoped(select(bucket, *dims, *_sums()), scope).group_by(bucket, *dims)
-    rows = (await conn.execute(query)).mappings().all()
-    return [{**row, "bucket": bucket_time(row["bucket"])} for row in rows]
+    rows = _rows(conn, scope, hourly)
+    dims = [rows.c.bucket, *(rows.c[name] for name in TRAFFIC_DIMENSIONS)]
+    query = _team(select(*dims, *_sums(rows)), rows, scope.team).group_by(*dims)
+    result = (await conn.execute(query)).mappings().all()
+    return [{**row, "bucket": bucket_time(row["bucket"])} for row in result]
 
 
 async def by_subject(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
     """Requests, tokens, spend and errors per (team, key) in the period: the team and key
     tables."""
-    dims = (usage_hourly.c.team, usage_hourly.c.key_id)
-    query = _scoped(select(*dims, *_sums(SUBJECT_SUMS), _errors()), scope).group_by(*dims)
-    return [dict(row) for row in (await conn.execute(query)).mappings()]
+    rows = _rows(conn, scope, hourly=False)
+    dims = (rows.c.team, rows.c.key_id)
+    query = _team(select(*dims, *_sums(rows, SUBJECT_SUMS), _errors(rows)), rows, scope.team)
+    return [dict(row) for row in (await conn.execute(query.group_by(*dims))).mappings()]
 
 
-async def spend_in_periods(conn: AsyncConnection, day_start: datetime, month_start: datetime,
+async def spend_in_periods(conn: AsyncConnection, today: date,
                            team: str | None) -> list[dict[str, Any]]:
-    """Spend per (team, key) since `day_start` and since `month_start`: what budgets (per UTC
-    day or calendar month) are measured against, whatever period the page shows."""
-    since = min(day_start, month_start)
-    dims = (usage_hourly.c.team, usage_hourly.c.key_id)
-    cost = usage_hourly.c.cost_usd
+    """Spend per (team, key) today and this calendar month (UTC): what budgets (per day or
+    per month) are measured against, whatever period the page shows. Whole days: daily rows."""
+    month = today.replace(day=1)
+    rows = rollup_rows(conn.dialect.name, datetime.combine(month, time(), UTC), None)
+    dims = (rows.c.team, rows.c.key_id)
+    cost = rows.c.cost_usd
     query = select(
         *dims,
-        func.coalesce(func.sum(case((usage_hourly.c.hour >= day_start, cost), else_=0.0)),
-                      0.0).label("day"),
-        func.coalesce(func.sum(case((usage_hourly.c.hour >= month_start, cost), else_=0.0)),
-                      0.0).label("month"),
-    ).where(usage_hourly.c.hour >= since).group_by(*dims)
-    if team is not None:
-        query = query.where(usage_hourly.c.team == team)
-    return [dict(row) for row in (await conn.execute(query)).mappings()]
+        func.coalesce(func.sum(case((rows.c.day >= today, cost), else_=0.0)), 0.0).label("day"),
+        func.coalesce(func.sum(cost), 0.0).label("month"),
+    )
+    return [dict(row) for row in
+            (await conn.execute(_team(query, rows, team).group_by(*dims))).mappings()]
 
 
 async def latency_buckets(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
