@@ -241,7 +241,8 @@ def start_gateway(db_url: str, workdir: Path, upstream: Any) -> tuple[subprocess
     config = workdir / "gateway.yaml"
     config.write_text(
         f"metering: {{retention_days: 0, spool_path: {workdir / 'spool'}}}\n")
-    env = {**os.environ, "DATABASE_URL": db_url, "GATEWAY_MASTER_KEY": MASTER,
+    env = {**os.environ, "PYTHONPATH": str(ROOT),  # this checkout's gateway
+           "DATABASE_URL": db_url, "GATEWAY_MASTER_KEY": MASTER,
            "DEEPSEEK_API_KEY": upstream.key, "DEEPSEEK_BASE_URL": upstream.base_url}
     for name in ("OPENROUTER_API_KEY", "OLLAMA_API_KEY", "REDIS_URL"):
         env.pop(name, None)
