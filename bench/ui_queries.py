@@ -153,8 +153,10 @@ async def per_query(engine: Any, today: date, days: int) -> list[str]:
     end = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
     scope, team_scope = queries.Scope(start, end), queries.Scope(start, end, "t1")
     checks: list[tuple[str, Callable[[Any], Awaitable[Any]]]] = [
-        ("traffic (cards, chart, providers, models, apis, thinking)",
-         lambda c: queries.traffic(c, scope, False)),
+        ("traffic (cards, providers, models, apis, thinking)",
+         lambda c: queries.traffic(c, scope)),
+        ("spend_over_time (the chart, by provider)",
+         lambda c: queries.spend_over_time(c, scope, False, "provider")),
         ("by_subject (teams, keys)", lambda c: queries.by_subject(c, scope)),
         ("by_subject, a viewer's team", lambda c: queries.by_subject(c, team_scope)),
         ("spend_in_periods (budgets: today, this month)",

@@ -99,10 +99,12 @@ async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
     key_rows: list[dict[str, Any]] = []
     team_rows: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
     log_rows = CSV_LOG_ROWS if csv_table == "log" else LOG_PAGE
     if csv_table != "log":
         await queries.tune(conn)
-        traffic = await queries.traffic(conn, scope, period.hourly)
+        traffic = await queries.traffic(conn, scope)
+        points = await queries.spend_over_time(conn, scope, period.hourly, by)
         subjects = await queries.by_subject(conn, scope)
         spend = await queries.spend_in_periods(conn, today, team)
         latency = await queries.latency_buckets(conn, scope)
@@ -112,7 +114,7 @@ async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
         log = await queries.request_log(conn, scope, log_filter(params, team), before,
                                         log_rows + 1)
     older = cursor_of(log[log_rows - 1]) if len(log) > log_rows else None
-    series = views.series(traffic, by, period)
+    series = views.series(points, by, period)
     tables = [
         views.providers(traffic, latency, scoped=team is not None),
         views.teams(subjects, team_rows, spend),

@@ -105,13 +105,23 @@ def _team(query: Select[Any], rows: FromClause, team: str | None) -> Select[Any]
     return query if team is None else query.where(rows.c.team == team)
 
 
-async def traffic(conn: AsyncConnection, scope: Scope, hourly: bool) -> list[dict[str, Any]]:
-    """One pass: sums per time bucket (hour or UTC day) x provider, model, api, thinking mode
-    and status. Cards, the chart, the provider, model, api and thinking tables all fold it."""
-    rows = _rows(conn, scope, hourly)
-    dims = [rows.c.bucket, *(rows.c[name] for name in TRAFFIC_DIMENSIONS)]
+async def traffic(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
+    """Sums per provider, model, api, thinking mode and status over the period: the cards and
+    the provider, model, api and thinking tables fold these few rows (grouping is the
+    database's job; the page's Python only adds up tens of rows)."""
+    rows = _rows(conn, scope, hourly=False)
+    dims = [rows.c[name] for name in TRAFFIC_DIMENSIONS]
     query = _team(select(*dims, *_sums(rows)), rows, scope.team).group_by(*dims)
-    result = (await conn.execute(query)).mappings().all()
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def spend_over_time(conn: AsyncConnection, scope: Scope, hourly: bool,
+                          by: str) -> list[dict[str, Any]]:
+    """Spend and requests per time bucket (hour or UTC day) x provider or model: the chart."""
+    rows = _rows(conn, scope, hourly)
+    dims = (rows.c.bucket, rows.c[by])
+    query = _team(select(*dims, *_sums(rows, ("requests", "cost_usd"))), rows, scope.team)
+    result = (await conn.execute(query.group_by(*dims))).mappings().all()
     return [{**row, "bucket": bucket_time(row["bucket"])} for row in result]
 
 

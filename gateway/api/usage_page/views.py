@@ -101,14 +101,15 @@ def points(period: Period) -> list[datetime | date]:
     return [period.first + timedelta(days=d) for d in range(period.days)]
 
 
-def series(traffic: list[dict[str, Any]], by: str, period: Period, top: int = 7) -> Series:
-    """Spend over time per provider or model; beyond the `top` biggest, one "other" series.
-    Series that spent nothing (a subscription provider, refusals) are left out."""
+def series(rows: list[dict[str, Any]], by: str, period: Period, top: int = 7) -> Series:
+    """Spend over time per provider or model (rows of queries.spend_over_time); beyond the
+    `top` biggest, one "other" series. Series that spent nothing (a subscription provider,
+    refusals) are left out."""
     axis = points(period)
     index = {point: i for i, point in enumerate(axis)}
     values: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(axis))
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(axis))
-    for row in traffic:
+    for row in rows:
         i = index.get(row["bucket"])
         if i is None:
             continue
