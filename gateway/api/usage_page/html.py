@@ -24,6 +24,8 @@ PERIOD_PARAMS = ("range", "from", "to", "by")
 
 @dataclass(slots=True)
 class PageData:
+    """Everything one page (or one of its CSV tables) shows; built by load.py."""
+
     period: Period
     by: str
     totals: Totals
@@ -45,6 +47,7 @@ class PageData:
 
 
 def link(params: Mapping[str, str], **changes: str | None) -> str:
+    """This page's URL with `params` changed (a None or "" value drops the parameter)."""
     merged = {k: v for k, v in params.items() if v}
     for name, value in changes.items():
         if value:
