@@ -240,6 +240,12 @@ def test_chromium_shows_the_seeded_usage(
     assert legend == bars == served and len(served) >= 2
     ticks = driver.find_elements(By.CSS_SELECTOR, "#spend-chart text.tick.y")
     assert len(ticks) >= 3 and ticks[0].text == "$0"
+    # hovering a bar segment shows its value: the <title> of each segment
+    deepseek = [r for r in rows if r["provider"] == "deepseek"]
+    seg = driver.find_element(By.CSS_SELECTOR, '#spend-chart rect.seg[data-series="deepseek"]')
+    hover = seg.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+    assert hover.endswith(f"deepseek: {money(sum(r['cost_usd'] for r in deepseek))} "
+                          f"({len(deepseek)} requests)"), hover
     shot(driver, "ui-usage.png")
     # the provider table: requests, share and failovers per provider, from the raw rows
     providers = {r["Provider"]: r for r in table_rows(driver, "providers")}
