@@ -151,6 +151,15 @@ def test_every_table_exports_as_csv_with_the_same_filters(
     assert abs(sum(float(r["cost_usd"]) for r in tables["series"])
                - sum(r["cost_usd"] for r in rows)) < 1e-9
     assert {r["key_id"] for r in tables["keys"]} >= {k["id"] for k in made["keys"].values()}
+    # budgets: spend in the budget's own period (all seeded calls are today's) against it
+    notebook = next(r for r in tables["keys"] if r["key_id"] == made["keys"]["notebook"]["id"])
+    spent = sum(r["cost_usd"] for r in rows if r["key_id"] == made["keys"]["notebook"]["id"])
+    assert (notebook["budget_usd"], notebook["budget_period"]) == ("0.01", "day")
+    assert spent > 0 and float(notebook["budget_spent"]) == pytest.approx(spent)
+    research = next(r for r in tables["teams"] if r["team"] == "research")
+    assert float(research["budget_spent"]) == pytest.approx(
+        sum(r["cost_usd"] for r in rows if r["team"] == "research"))
+    assert float(research["budget_used"]) == pytest.approx(float(research["budget_spent"]) / 0.5)
     assert len(tables["log"]) == len(rows)
     one = admin_get(gateway, "/ui?format=csv&table=log&provider=openrouter").text
     assert {r["provider"] for r in csv.DictReader(io.StringIO(one))} == {"openrouter"}
