@@ -99,9 +99,22 @@ class KeyAuthenticator:
     # ---- the hot path ----------------------------------------------------------------------
 
     async def authenticate(
+        self, authorization: str | None, api_key: str | None, client: str | None,
+        *, viewer_ok: bool = False,
+    ) -> Principal:
+        """Who is calling; raises unless they may use the gateway. A viewer key (read-only,
+        its team's usage) is refused unless the caller reads usage (`viewer_ok`): every model
+        API and admin route refuses it without having to know it exists."""
+        principal = await self._authenticate(authorization, api_key, client)
+        if principal.role == "viewer" and not viewer_ok:
+            raise PermissionDenied(
+                "This is a read-only dashboard key: it can read its team's usage (/ui, "
+                "/admin/usage) but cannot call models or change anything.", code="viewer_key")
+        return principal
+
+    async def _authenticate(
         self, authorization: str | None, api_key: str | None, client: str | None
     ) -> Principal:
-        """Who is calling; raises unless they may use the gateway."""
         token = _token(authorization, api_key)
         if token:
             if self._master_key is not None and hmac.compare_digest(
@@ -204,11 +217,12 @@ class KeyAuthenticator:
 
     # ---- Starlette routes ------------------------------------------------------------------
 
-    async def authenticate_request(self, request: Request) -> Principal:
+    async def authenticate_request(self, request: Request, *,
+                                   viewer_ok: bool = False) -> Principal:
         """`authenticate` for a Starlette request (models list, admin routes, the usage page)."""
         return await self.authenticate(
             request.headers.get("authorization"), request.headers.get("x-api-key"),
-            request.client.host if request.client else None)
+            request.client.host if request.client else None, viewer_ok=viewer_ok)
 
     async def require_admin(self, request: Request) -> Principal:
         principal = await self.authenticate_request(request)

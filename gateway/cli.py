@@ -142,42 +142,96 @@ def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the usage tables (DATABASE_URL, else the SQLite file)."""
     from gateway.db import migrate as migrations
     from gateway.db.engine import create_engine, redacted
-    from gateway.metering.setup import database_url
+    from gateway.metering import rollups
+    from gateway.metering.setup import database_url, price_book
 
-    url = database_url(_load(config))
+    settings = _load(config)
+    url = database_url(settings)
 
-    async def run() -> None:
+    async def run() -> int | None:
         engine = create_engine(url)
         try:
             await migrations.upgrade(engine)
+            if await rollups.backfill_needed(engine):  # upgraded past 0006: fill the rollups
+                return await rollups.rebuild_rollups(engine, price_book(settings))
+            return None
         finally:
             await engine.dispose()
 
     try:
-        asyncio.run(run())
+        filled = asyncio.run(run())
     except Exception as exc:
         typer.secho(f"error: migrating {redacted(url)} failed: {exc}", err=True,
                     fg=typer.colors.RED)
         raise typer.Exit(code=1) from None
+    if filled is not None:
+        typer.echo(f"hourly rollups backfilled from the usage rows ({filled} rows)")
     typer.echo(f"usage database at {redacted(url)} is up to date")
+
+
+rollup_cli = typer.Typer(no_args_is_help=True,
+                         help="The hourly usage rollups every report reads.")
+cli.add_typer(rollup_cli, name="rollup")
+
+
+@rollup_cli.command("rebuild")
+def rollup_rebuild(
+    config: ConfigOption = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Only hours from this ISO date or datetime (UTC) on.")] = None,
+) -> None:
+    """Recompute the hourly rollups from the raw usage rows, a day per transaction
+    (idempotent; safe while the gateway writes). Hours whose raw rows retention has pruned
+    keep their rollups."""
+    from gateway.api.admin import parse_time
+    from gateway.db.engine import create_engine
+    from gateway.errors import InvalidRequest
+    from gateway.metering.rollups import rebuild_rollups
+    from gateway.metering.setup import price_book
+
+    try:
+        since = parse_time(start, "--from")
+    except InvalidRequest as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+    settings = _load(config)
+    url = _existing_database(settings)
+
+    async def run() -> int:
+        engine = create_engine(url)
+        try:
+            return await rebuild_rollups(engine, price_book(settings), since)
+        finally:
+            await engine.dispose()
+
+    try:
+        written = asyncio.run(run())
+    except Exception as exc:
+        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"rollups rebuilt: {written} hourly rows")
 
 
 @cli.command()
 def usage(
     config: ConfigOption = None,
     group_by: Annotated[str, typer.Option(
-        "--group-by", "-g", help="model, provider, key, team or day.")] = "model",
+        "--group-by", "-g",
+        help="model, provider, key, team, day, api, thinking or status.")] = "model",
     start: Annotated[str | None, typer.Option(
         "--from", help="ISO date or datetime (UTC), inclusive.")] = None,
     end: Annotated[str | None, typer.Option(
-        "--to", help="ISO date or datetime (UTC), exclusive.")] = None,
+        "--to", help="ISO date (inclusive: the whole day) or datetime (UTC, exclusive).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (a header line).")] = False,
     wide: Annotated[bool, typer.Option(
         "--wide", help="Every column (wider than 80).")] = False,
 ) -> None:
     """Requests, tokens and cost per group, from the usage database `serve` writes.
 
-    The database: DATABASE_URL, else metering.sqlite_path of the config (--config or
+    Read from its hourly rollups. The database: DATABASE_URL, else metering.sqlite_path of
+    the config (--config or
     SWITCHYARD_CONFIG)."""
     import orjson
     from rich.console import Console
@@ -193,7 +247,7 @@ def usage(
                     fg=typer.colors.RED)
         raise typer.Exit(code=2)
     try:
-        since, until = parse_time(start, "--from"), parse_time(end, "--to")
+        since, until = parse_time(start, "--from"), parse_time(end, "--to", end=True)
     except InvalidRequest as exc:
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(code=2) from None
@@ -215,12 +269,17 @@ def usage(
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
+    if as_csv:
+        from gateway.api.csvexport import to_csv
+
+        typer.echo(to_csv(rows), nl=False)
+        return
     table = Table(title=f"usage by {group_by}" + _span(since, until))
     columns = [group_by, "requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd"]
     if wide:
         columns[4:4] = ["cache_hit_tokens", "cache_miss_tokens"]
         columns[-1:-1] = ["reasoning_tokens"]
-        columns.append("provider_cost_usd")
+        columns += ["provider_cost_usd", "failovers", "cache_savings_usd"]
     for name in columns:  # the group (a model, key or day) is never cut: it folds
         table.add_column(name.replace("_tokens", "").replace("_", " "), overflow="fold",
                          justify="left" if name == group_by else "right")

@@ -154,6 +154,10 @@ class MeteringConfig(_Strict):
     # process crash loses nothing, a power cut may), interval (once a batch), always.
     journal: bool = True
     journal_fsync: Literal["off", "interval", "always"] = "interval"
+    # Raw usage rows (the request log) are deleted after this many days, in small batches,
+    # every prune_interval seconds; the hourly rollups every report reads are kept. 0: forever.
+    retention_days: int = Field(default=90, ge=0)
+    prune_interval: float = Field(default=3600.0, gt=0)
 
 
 class AnthropicConfig(_Strict):

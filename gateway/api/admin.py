@@ -8,13 +8,15 @@ metering off these routes answer 503 and the gateway keeps working on master key
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.access import request_report_scope
+from gateway.api.csvexport import csv_response
 from gateway.api.json import json_response
 from gateway.db.queries import GROUP_BYS, GroupBy
 from gateway.db.store import REPORT_TIMEOUT, ReportTimeout
@@ -32,12 +34,14 @@ _BODY_MAX = 1 << 20  # admin bodies are a few fields and some metadata
 
 
 async def usage(request: Request) -> Response:
-    """`GET /admin/usage?group_by=model|provider|key|team|day|api&from=&to=&api=`: one JSON
-    row per group with requests, tokens by type, cost, errors and refusals. `from`/`to` are
-    ISO dates or datetimes (UTC unless an offset is given); `to` is exclusive, a bare date
-    means its midnight. `api` (e.g. `anthropic.messages`) keeps only calls served by it."""
-    state: GatewayState = request.app.state.gateway
-    await state.auth.require_admin(request)
+    """`GET /admin/usage?group_by=model|provider|key|team|day|api|thinking|status&from=&to=
+    &api=&format=json|csv`: one row per group with requests, tokens by type, cost, errors,
+    refusals, failovers and cache savings, read from the hourly rollups. `from`/`to` are ISO
+    dates or datetimes (UTC unless an offset is given); a bare date in `to` includes that day,
+    a datetime is exclusive; both are taken to the hour. `api` (e.g. `anthropic.messages`)
+    keeps only calls served by it. A viewer key sees only its own team's rows
+    (gateway/api/access.py)."""
+    team = await request_report_scope(request)
     _plain(request)
     writer: MeteringWriter | None = request.app.state.metering
     if writer is None:
@@ -48,12 +52,17 @@ async def usage(request: Request) -> Response:
         raise InvalidRequest(
             f"group_by must be one of {', '.join(GROUP_BYS)}", param="group_by")
     start = parse_time(request.query_params.get("from"), "from")
-    end = parse_time(request.query_params.get("to"), "to")
+    end = parse_time(request.query_params.get("to"), "to", end=True)
+    if start is not None and end is not None and start >= end:
+        raise InvalidRequest("from must come before to", param="from")
+    form = request.query_params.get("format", "json")
+    if form not in ("json", "csv"):
+        raise InvalidRequest("format must be json or csv", param="format")
     api = request.query_params.get("api") or None
     if api is not None and len(api) > _API_MAX:
         raise InvalidRequest(f"api: at most {_API_MAX} characters", param="api")
     try:
-        rows = await writer.store.report(cast(GroupBy, group_by), start, end, api)
+        rows = await writer.store.report(cast(GroupBy, group_by), start, end, api, team=team)
     except ReportTimeout:
         raise GatewayError(
             f"The usage report took longer than {REPORT_TIMEOUT:g} s (the database is slow or "
@@ -62,11 +71,14 @@ async def usage(request: Request) -> Response:
     except Exception:
         raise GatewayError("The usage database is unavailable.", status=503,
                            code="database_unavailable") from None
+    if form == "csv":
+        return csv_response(rows, f"usage-by-{group_by}.csv")
     return json_response({
         "group_by": group_by,
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
         **({"api": api} if api is not None else {}),
+        **({"team": team} if team is not None else {}),
         "data": rows,
     })
 
@@ -77,7 +89,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def parse_time(value: str | None, name: str) -> datetime | None:
+def parse_time(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """An ISO date or datetime as an aware UTC datetime, or a 400. With `end`, a bare date
+    means the end of that day (the next midnight): "to 2026-12-07" includes the 7th."""
     if not value:
         return None
     if "\x00" in value or len(value) > 64:
@@ -94,6 +108,8 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     if not EARLIEST <= parsed <= LATEST:
         raise InvalidRequest(f"{name}: must be between {EARLIEST.date()} and {LATEST.date()}",
                              param=name)
+    if end and len(value) == 10:
+        parsed += timedelta(days=1)
     return parsed
 
 

@@ -1,19 +1,41 @@
-"""The statements metering needs: idempotent batch inserts and grouped usage reports."""
+"""The statements metering needs: idempotent batch inserts and grouped usage reports (read
+from the daily and hourly rollups)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Date, case, cast, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Date,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.db.tables import usage
+from gateway.db.tables import (
+    COLUMNS,
+    ROLLUP_COUNTS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_SUMS,
+    usage,
+    usage_daily,
+    usage_hourly,
+)
 
-GroupBy = Literal["model", "provider", "key", "team", "day", "api"]
+GroupBy = Literal["model", "provider", "key", "team", "day", "api", "thinking", "status"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
 
 REFUSED = "refused"  # the status of a call the gateway turned away
@@ -22,64 +44,186 @@ TOKEN_COLUMNS = ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
                  "completion_tokens", "reasoning_tokens")
 
 
-async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany; a row whose id is already stored is skipped, so replays are safe."""
+async def insert_rows(conn: AsyncConnection,
+                      rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stores the rows whose id is not stored yet (so replays are safe) and returns them: the
+    rows the rollups must add, and only those."""
     if not rows:
-        return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    await conn.execute(insert(usage).on_conflict_do_nothing(index_elements=["id"]), rows)
+        return []
+    fresh = list({row["id"]: row for row in reversed(rows)}.values())[::-1]  # first of an id
+    if conn.dialect.name == "postgresql":
+        return await _insert_unnest(conn, fresh)
+    known: set[str] = set()
+    for i in range(0, len(fresh), _SQLITE_IN_MAX):
+        ids = [row["id"] for row in fresh[i:i + _SQLITE_IN_MAX]]
+        found = await conn.execute(select(usage.c.id).where(usage.c.id.in_(ids)))
+        known.update(found.scalars())
+    fresh = [row for row in fresh if row["id"] not in known]
+    if fresh:
+        await conn.execute(sqlite.insert(usage), fresh)
+    return fresh
 
 
-def _group_column(group_by: GroupBy, dialect: str) -> ColumnElement[Any]:
-    if group_by == "day":
-        if dialect == "postgresql":
-            return cast(func.timezone("UTC", usage.c.ts), Date)
-        return func.date(usage.c.ts)
-    column = {"model": usage.c.model, "provider": usage.c.provider,
-              "key": usage.c.key_id, "team": usage.c.team, "api": usage.c.api}[group_by]
-    return column
+_SQLITE_IN_MAX = 500
+# One statement per batch: every column as one array parameter, unnested server-side. Faster
+# than an executemany of dicts (one round trip, no per-row binding) and it can say, through
+# RETURNING, which ids were new.
+_PG_TYPES = {
+    "id": "text", "ts": "timestamptz", "stream": "boolean", "peak": "boolean",
+    "estimated": "boolean", "prompt_tokens": "integer", "cache_hit_tokens": "integer",
+    "cache_miss_tokens": "integer", "completion_tokens": "integer",
+    "reasoning_tokens": "integer", "cost_usd": "float8", "provider_cost_usd": "float8",
+    "book_cost_usd": "float8", "latency_ms": "float8", "ttft_ms": "float8",
+}
+# What a row without the column gets (rows spooled by older versions lack the newer ones).
+_DEFAULTS: dict[str, Any] = {
+    **{c.name: getattr(c.default, "arg", None) for c in usage.columns if c.default is not None},
+    "api": "openai.chat",
+}
+_PG_INSERT = text(
+    f"INSERT INTO usage ({', '.join(COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in COLUMNS)
+    + ") ON CONFLICT (id) DO NOTHING RETURNING id")
+
+
+async def _insert_unnest(conn: AsyncConnection,
+                         rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    params = {name: [row.get(name, _DEFAULTS.get(name)) for row in rows] for name in COLUMNS}
+    stored = set((await conn.execute(_PG_INSERT, params)).scalars())
+    return rows if len(stored) == len(rows) else [row for row in rows if row["id"] in stored]
+
+
+def floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(at: datetime) -> datetime:
+    floor = floor_hour(at)
+    return floor if floor == at else floor + timedelta(hours=1)
+
+
+def day_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The UTC date of a timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+_ROLLUP_FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
+
+
+def rollup_rows(dialect: str, start: datetime | None,
+                 end: datetime | None) -> Subquery:
+    """The rollup rows covering [start, end) taken to the hour: whole UTC days from
+    usage_daily, the hours at either edge from usage_hourly (so a 90-day report reads about
+    90 x groups rows, not 2,160 x groups). Columns: day, the dimensions, every sum."""
+    h, d = usage_hourly.c, usage_daily.c
+    low = floor_hour(start) if start is not None else None
+    high = ceil_hour(end) if end is not None else None
+    first_day = _ceil_day(low) if low is not None else None
+    end_day = _floor_day(high) if high is not None else None
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        hourly = _hourly_part(dialect)
+        if low is not None:
+            hourly = hourly.where(h.hour >= low)
+        if high is not None:
+            hourly = hourly.where(h.hour < high)
+        return hourly.subquery("rollup")
+    daily = select(d.day.label("day"), *(d[name] for name in ROLLUP_DIMENSIONS),
+                   *(d[name] for name in _ROLLUP_FIELDS))
+    edges = []
+    if first_day is not None and low is not None:
+        daily = daily.where(d.day >= first_day.date())
+        edges.append(and_(h.hour >= low, h.hour < first_day))
+    if end_day is not None and high is not None:
+        daily = daily.where(d.day < end_day.date())
+        edges.append(and_(h.hour >= end_day, h.hour < high))
+    if not edges:
+        return daily.subquery("rollup")
+    return union_all(daily, _hourly_part(dialect).where(or_(*edges))).subquery("rollup")
+
+
+def _hourly_part(dialect: str) -> Select[Any]:
+    h = usage_hourly.c
+    return select(day_of(h.hour, dialect).label("day"),
+                  *(h[name] for name in ROLLUP_DIMENSIONS),
+                  *(h[name] for name in _ROLLUP_FIELDS))
+
+
+def _floor_day(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(at: datetime) -> datetime:
+    floor = _floor_day(at)
+    return floor if floor == at else floor + timedelta(days=1)
+
+
+_NONE_AS_EMPTY = frozenset({"key", "team", "provider"})  # "" in a rollup: none (master key...)
+_GROUP_COLUMNS = {"day": "day", "model": "model", "provider": "provider", "key": "key_id",
+                  "team": "team", "api": "api", "thinking": "thinking", "status": "status"}
+
+
+def report_query(dialect: str, group_by: GroupBy, start: datetime | None,
+                 end: datetime | None, api: str | None = None,
+                 team: str | None = None) -> Select[Any]:
+    """The report's one statement over the rollups (also what bench/usage_scale.py EXPLAINs)."""
+    r = rollup_rows(dialect, start, end).c
+    group = r[_GROUP_COLUMNS[group_by]].label("group")
+    query = select(
+        group,
+        func.sum(r.requests).label("requests"),
+        *(func.sum(r[name]).label(name) for name in TOKEN_COLUMNS),
+        *(func.sum(r[name]).label(name) for name in _REPORT_SUMS),
+        func.sum(r.failovers).label("failovers"),
+        func.sum(case((r.status.in_(("ok", REFUSED)), 0), else_=r.requests)).label("errors"),
+        func.sum(case((r.status == REFUSED, r.requests), else_=0)).label("refused"),
+        func.sum(r.latency_ms_sum).label("latency_ms_sum"),
+        func.sum(r.ttft_ms_sum).label("ttft_ms_sum"),
+        func.sum(r.ttft_count).label("ttft_count"),
+    )
+    if api is not None:
+        query = query.where(r.api == api)
+    if team is not None:
+        query = query.where(r.team == team)
+    return query.group_by(literal_column("1")).order_by(literal_column("1"))
 
 
 async def usage_report(
     conn: AsyncConnection, group_by: GroupBy, start: datetime | None, end: datetime | None,
-    api: str | None = None,
+    api: str | None = None, team: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, tokens by type and cost per group, for rows with start <= ts < end (and, if
-    given, served by that client API). `errors` counts calls that failed once accepted;
-    `refused` the calls the gateway turned away (auth, limits, budgets, invalid requests),
-    which `requests` includes too."""
-    group = _group_column(group_by, conn.dialect.name).label("group")
-    query = select(
-        group,
-        func.count().label("requests"),
-        *(func.coalesce(func.sum(usage.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
-        func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
-        func.sum(usage.c.provider_cost_usd).label("provider_cost_usd"),
-        func.sum(case((usage.c.status.in_(("ok", REFUSED)), 0), else_=1)).label("errors"),
-        func.sum(case((usage.c.status == REFUSED, 1), else_=0)).label("refused"),
-        func.sum(case((usage.c.estimated, 1), else_=0)).label("estimated"),
-    )
-    if start is not None:
-        query = query.where(usage.c.ts >= start)
-    if end is not None:
-        query = query.where(usage.c.ts < end)
-    if api is not None:
-        query = query.where(usage.c.api == api)
-    query = query.group_by(literal_column("1")).order_by(literal_column("1"))
+    """Requests, tokens by type and cost per group, from the hourly rollups (never the raw
+    rows: the cost grows with hours x groups, not with requests). Hour resolution: `start` is
+    rounded down and `end` (exclusive) up to a whole hour. `errors` counts calls that failed
+    once accepted; `refused` the calls the gateway turned away (auth, limits, budgets, invalid
+    requests), which `requests` includes too; `failovers` the calls that tried more than one
+    provider; `cache_savings_usd` what cache hits saved against the cache-miss price."""
+    query = report_query(conn.dialect.name, group_by, start, end, api, team)
     result = await conn.execute(query)
     out = []
     for row in result.mappings():
-        item = {group_by: _plain(row["group"]), "requests": int(row["requests"])}
+        value = _plain(row["group"])
+        if group_by in _NONE_AS_EMPTY and value == "":
+            value = None
+        requests = int(row["requests"])
+        item: dict[str, Any] = {group_by: value, "requests": requests}
         item.update({name: int(row[name]) for name in TOKEN_COLUMNS})
-        item["cost_usd"] = round(float(row["cost_usd"]), 10)
-        provider_cost = row["provider_cost_usd"]
-        item["provider_cost_usd"] = None if provider_cost is None else round(
-            float(provider_cost), 10)
+        item.update({name: round(float(row[name]), 10) for name in _REPORT_SUMS})
+        # Rollups sum the rows that had a provider-reported cost: 0 means none reported one.
+        item["provider_cost_usd"] = item["provider_cost_usd"] or None
         item["errors"] = int(row["errors"] or 0)
         item["refused"] = int(row["refused"] or 0)
-        item["estimated"] = int(row["estimated"] or 0)
+        item["failovers"] = int(row["failovers"] or 0)
+        item["latency_ms_avg"] = round(float(row["latency_ms_sum"]) / requests, 3) \
+            if requests else None
+        ttft = int(row["ttft_count"] or 0)
+        item["ttft_ms_avg"] = round(float(row["ttft_ms_sum"]) / ttft, 3) if ttft else None
         out.append(item)
     return out
+
+
+_REPORT_SUMS = ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_savings_usd")
 
 
 def _plain(value: Any) -> Any:
@@ -87,11 +231,19 @@ def _plain(value: Any) -> Any:
 
 
 async def spend_since(conn: AsyncConnection, subject: str, since: datetime) -> float:
-    """USD recorded for `key:<id>` or `team:<name>` from `since` on (budgets start here)."""
+    """USD recorded for `key:<id>` or `team:<name>` from `since` on (budgets start here): the
+    rollups' whole hours, plus the raw rows before the first whole hour if `since` is not on
+    one (budget periods start at midnight UTC, so usually none), so raw-row retention never
+    shortens a budget period."""
     kind, _, name = subject.partition(":")
-    column = usage.c.key_id if kind == "key" else usage.c.team
+    boundary = ceil_hour(since)
+    column = usage_hourly.c.key_id if kind == "key" else usage_hourly.c.team
     total = await conn.scalar(
-        select(func.coalesce(func.sum(usage.c.cost_usd), 0.0))
-        .where(column == name, usage.c.ts >= since)
-    )
+        select(func.coalesce(func.sum(usage_hourly.c.cost_usd), 0.0))
+        .where(column == name, usage_hourly.c.hour >= boundary))
+    if boundary > since:
+        raw = usage.c.key_id if kind == "key" else usage.c.team
+        total = (total or 0.0) + (await conn.scalar(
+            select(func.coalesce(func.sum(usage.c.cost_usd), 0.0))
+            .where(raw == name, usage.c.ts >= since, usage.c.ts < boundary)) or 0.0)
     return float(total or 0.0)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db import migrate, queries
 from gateway.db.engine import create_engine, redacted
+from gateway.metering import rollups
+from gateway.metering.prices import PriceBook
 
 log = logging.getLogger("gateway.metering")
 
@@ -40,6 +43,7 @@ class UsageStore:
         self._prepared = False
         self._lock = asyncio.Lock()
         self._reports = asyncio.Semaphore(REPORT_SLOTS)
+        self._default_prices: PriceBook | None = None
 
     @property
     def dialect(self) -> str:
@@ -57,18 +61,31 @@ class UsageStore:
                 log.info("usage database ready at %s (%s)", redacted(self.url), done)
             self._prepared = True
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]], prices: PriceBook | None = None,
+                     ) -> int:
+        """Stores the rows not stored yet and, in the same transaction, adds exactly those to
+        the hourly rollups (priced with `prices`, default the shipped book). Returns how many
+        were new."""
         await self.prepare()
         async with self.engine.begin() as conn:
-            await queries.insert_rows(conn, rows)
+            fresh = await queries.insert_rows(conn, rows)
+            if fresh:
+                await rollups.add(conn, rollups.aggregate(fresh, prices or self._prices()))
+        return len(fresh)
+
+    def _prices(self) -> PriceBook:
+        if self._default_prices is None:
+            self._default_prices = PriceBook.load()
+        return self._default_prices
 
     async def report(self, group_by: queries.GroupBy, start: datetime | None,
                      end: datetime | None, api: str | None = None,
-                     within: float = REPORT_TIMEOUT) -> list[dict[str, Any]]:
+                     within: float = REPORT_TIMEOUT, team: str | None = None,
+                     ) -> list[dict[str, Any]]:
         """Raises ReportTimeout after `within` seconds, waiting for a slot included."""
         try:
             async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
-                return await queries.usage_report(conn, group_by, start, end, api)
+                return await queries.usage_report(conn, group_by, start, end, api, team)
         except TimeoutError:
             raise ReportTimeout(f"the usage report took over {within:g} s") from None
 
@@ -79,3 +96,14 @@ class UsageStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    @asynccontextmanager
+    async def report_connection(
+            self, within: float = REPORT_TIMEOUT) -> AsyncIterator[AsyncConnection]:
+        """A connection in the report slot for a reader with several queries (the usage
+        page); raises ReportTimeout after `within` seconds, waiting for the slot included."""
+        try:
+            async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
+                yield conn
+        except TimeoutError:
+            raise ReportTimeout(f"the usage report took over {within:g} s") from None

@@ -13,6 +13,8 @@ import httpx
 import orjson
 import typer
 
+from gateway.keys.principal import ROLES
+
 keys_cli = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke gateway keys.")
 teams_cli = typer.Typer(no_args_is_help=True, help="Teams: limits and budgets shared by keys.")
 
@@ -32,7 +34,7 @@ Meta = Annotated[list[str] | None, typer.Option("--meta", help="Metadata as k=v 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _ANY_ADDRESS = {"0.0.0.0", "::", ""}
 
-KEY_COLUMNS = ("id", "name", "key_prefix", "team", "models", "rpm", "tpm", "budget_usd",
+KEY_COLUMNS = ("id", "name", "key_prefix", "team", "role", "models", "rpm", "tpm", "budget_usd",
                "budget_period", "expires_at", "revoked_at")
 KEY_NARROW = ("id", "name", "key_prefix", "team", "models", "rpm", "budget_usd")  # fits 80
 TEAM_COLUMNS = ("name", "rpm", "tpm", "budget_usd", "budget_period", "metadata", "created_at")
@@ -46,10 +48,14 @@ _CLEARABLE_TEAM = {"rpm": "rpm", "tpm": "tpm", "budget": "budget_usd"}
 
 @keys_cli.command("create")
 def create_key(
-    name: Annotated[str, typer.Option("--name", help="What the key is for.")],
+    name: Annotated[str | None, typer.Option(
+        "--name", help="What the key is for (a viewer key: '<team> dashboard').")] = None,
     team: Annotated[str | None, typer.Option("--team", help="An existing team.")] = None,
     models: Annotated[str | None, typer.Option(
         "--models", help="Allowed models, comma-separated (aliases accepted).")] = None,
+    role: Annotated[str, typer.Option(
+        "--role", help="user (calls models) or viewer (reads its team's usage only; "
+                       "needs --team).")] = "user",
     rpm: Rpm = None, tpm: Tpm = None, budget: BudgetUsd = None,
     period: Annotated[str, typer.Option("--period", help="day or month.")] = "month",
     expires: Annotated[str | None, typer.Option(
@@ -58,8 +64,16 @@ def create_key(
     as_json: AsJson = False,
 ) -> None:
     """Create a key. The key is printed once and cannot be shown again."""
+    if role not in ROLES:
+        _fail(f"--role must be one of {', '.join(ROLES)}")
+    if role == "viewer" and not team:
+        _fail("a viewer key needs --team (it sees that team's usage)")
+    if name is None:
+        if role != "viewer":
+            _fail("--name is required (what the key is for)")
+        name = f"{team} dashboard"
     body: dict[str, Any] = {"name": name, "budget_period": period,
-                            "metadata": _meta(meta)}
+                            "metadata": _meta(meta), "role": role}
     body.update(_set(team=team, rpm=rpm, tpm=tpm, budget_usd=budget, expires_at=expires))
     if models is not None:
         body["models"] = _split(models)

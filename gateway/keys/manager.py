@@ -50,7 +50,7 @@ class KeyManager:
             allowed_models=self._canonical(spec.models), rpm=spec.rpm, tpm=spec.tpm,
             budget_usd=spec.budget_usd, budget_period=spec.budget_period,
             expires_at=self._expiry(spec.expires_at, now), metadata=spec.metadata,
-            created_at=now,
+            created_at=now, role=spec.role,
         )
         await self.store.insert_key(record)
         return record, raw
@@ -71,6 +71,9 @@ class KeyManager:
             raise InvalidRequest(f"Key '{key_id}' is revoked and cannot be changed.",
                                  status=409, code="key_revoked")
         values: dict[str, Any] = changes(spec)
+        if current.role == "viewer" and "team" in values and values["team"] is None:
+            raise InvalidRequest("A viewer key needs a team (it sees that team's usage).",
+                                 param="team")
         if "models" in values:
             values["allowed_models"] = (
                 list(m) if (m := self._canonical(values.pop("models"))) is not None else None)

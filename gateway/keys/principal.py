@@ -12,6 +12,9 @@ from typing import Literal
 from gateway.limits.ratelimit import Limit
 
 Period = Literal["day", "month"]
+# "user" keys call models; "viewer" keys only read their own team's usage (reports, /ui).
+Role = Literal["user", "viewer"]
+ROLES: tuple[Role, ...] = ("user", "viewer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class Principal:
     allowed_models: frozenset[str] | None = None   # canonical names; None: every model
     limits: tuple[Limit, ...] = field(default_factory=tuple)
     budgets: tuple[Budget, ...] = field(default_factory=tuple)
+    role: Role = "user"
 
     def may_use(self, canonical_model: str) -> bool:
         return self.allowed_models is None or canonical_model in self.allowed_models

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from gateway.keys.principal import Budget, Period, Principal
+from gateway.keys.principal import Budget, Period, Principal, Role
 from gateway.limits.ratelimit import Limit
 
 
@@ -55,6 +55,7 @@ class KeyRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     revoked_at: datetime | None = None
+    role: Role = "user"
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -76,6 +77,7 @@ class KeyRecord:
             "metadata": self.metadata,
             "created_at": _iso(self.created_at),
             "revoked_at": _iso(self.revoked_at),
+            "role": self.role,
         }
 
 
@@ -103,6 +105,7 @@ def principal_for(key: KeyRecord, team: TeamRecord | None) -> Principal:
             frozenset(key.allowed_models) if key.allowed_models is not None else None),
         limits=tuple(limits),
         budgets=tuple(budgets),
+        role=key.role,
     )
 
 
@@ -111,6 +114,11 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def role(value: str | None) -> Role:
+    """Anything but a known role reads as "user" (the column's default)."""
+    return "viewer" if value == "viewer" else "user"
 
 
 def period(value: str | None) -> Period | None:

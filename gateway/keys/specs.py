@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.errors import InvalidRequest
-from gateway.keys.principal import Period
+from gateway.keys.principal import Period, Role
 
 TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # Limits are Postgres `integer` columns; budgets a float, finite and below any real spend.
@@ -38,6 +38,14 @@ class KeyCreate(_Spec):
     budget_period: Period = "month"
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # A viewer key reads its team's usage and nothing else, so it needs a team.
+    role: Role = "user"
+
+    @model_validator(mode="after")
+    def _viewer_has_team(self) -> KeyCreate:
+        if self.role == "viewer" and self.team is None:
+            raise ValueError("a viewer key needs a team (it sees that team's usage)")
+        return self
 
 
 class KeyUpdate(_Spec):

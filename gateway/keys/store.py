@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.db.store import UsageStore
 from gateway.db.tables import api_keys, teams
-from gateway.keys.records import KeyRecord, TeamRecord, period, utc
+from gateway.keys.records import KeyRecord, TeamRecord, period, role, utc
 
 
 class Conflict(Exception):
@@ -53,6 +53,7 @@ class KeyStore:
             "rpm": key.rpm, "tpm": key.tpm, "budget_usd": key.budget_usd,
             "budget_period": key.budget_period, "expires_at": key.expires_at,
             "metadata": key.metadata, "created_at": key.created_at, "revoked_at": None,
+            "role": key.role,
         }
         async with self._store.engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**values))
@@ -148,7 +149,7 @@ def _key(row: Row[Any]) -> KeyRecord:
         rpm=m["rpm"], tpm=m["tpm"], budget_usd=m["budget_usd"],
         budget_period=period(m["budget_period"]), expires_at=utc(m["expires_at"]),
         metadata=dict(m["metadata"] or {}), created_at=utc(m["created_at"]),
-        revoked_at=utc(m["revoked_at"]),
+        revoked_at=utc(m["revoked_at"]), role=role(m["role"]),
     )
 
 

@@ -47,4 +47,6 @@ def build_writer(config: GatewayConfig, *, custom_sink: bool) -> MeteringWriter 
         queue_size=settings.queue_size,
         retry_max=settings.retry_max,
         insert_timeout=settings.insert_timeout,
+        retention_days=settings.retention_days,
+        prune_interval=settings.prune_interval,
     )

@@ -28,8 +28,10 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db.store import UsageStore
+from gateway.metering import rollups
 from gateway.metering.journal import Journal
 from gateway.metering.prices import PriceBook
+from gateway.metering.retention import run_retention
 from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
 from gateway.usage import UsageEvent
@@ -54,6 +56,8 @@ class MeteringWriter:
         retry_max: float = 10.0,
         insert_timeout: float = 10.0,
         journal: Journal | None = None,
+        retention_days: int = 0,
+        prune_interval: float = 3600.0,
     ) -> None:
         self.store = store
         self.journal = journal
@@ -66,6 +70,10 @@ class MeteringWriter:
         # Rows with their journal segment (0: none), None to wake the task.
         self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._backfill: asyncio.Task[None] | None = None
+        self._retention_days = retention_days
+        self._prune_interval = prune_interval
+        self._pruner: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
         self._retry_at = 0.0
@@ -114,13 +122,34 @@ class MeteringWriter:
             await asyncio.wait_for(self.store.prepare(), _START_TIMEOUT)
         except Exception as exc:
             self._mark_down(exc)
+        else:
+            self._backfill = asyncio.create_task(self._backfill_rollups(), name="rollup-backfill")
         self._task = asyncio.create_task(self._run(), name="metering-writer")
+        if self._retention_days > 0:
+            self._pruner = asyncio.create_task(run_retention(
+                self.store.engine, self._retention_days, self._prune_interval),
+                name="usage-retention")
+
+    async def _backfill_rollups(self) -> None:
+        """A database upgraded from before the rollups (revision 0006) has raw rows and no
+        rollups: rebuild them in the background, a day per transaction, while rows are
+        written. If the process stops half-way, `gateway rollup rebuild` finishes the job."""
+        try:
+            if await rollups.backfill_needed(self.store.engine):
+                log.warning("metering: filling the hourly rollups from existing usage rows")
+                await rollups.rebuild_rollups(self.store.engine, self.prices)
+        except Exception:
+            log.exception("metering: the rollup backfill failed; run `gateway rollup rebuild`")
 
     async def close(self, drain_seconds: float = _CLOSE_TIMEOUT) -> None:
         """Drain what is queued into the database (or the spool), then release everything."""
         if self._closed:
             return
         self._closing = True
+        for helper in (self._backfill, self._pruner):
+            if helper is not None:
+                helper.cancel()
+                await asyncio.gather(helper, return_exceptions=True)
         if self._task is not None:
             if not self._queue.full():
                 self._queue.put_nowait(None)  # wake the task
@@ -257,7 +286,7 @@ class MeteringWriter:
 
     async def _insert(self, rows: Sequence[dict[str, Any]]) -> bool:
         try:
-            await asyncio.wait_for(self.store.insert(rows), self._insert_timeout)
+            await asyncio.wait_for(self.store.insert(rows, self.prices), self._insert_timeout)
         except (DataError, IntegrityError) as exc:
             await self._insert_one_by_one(rows, exc)
             return True
@@ -279,7 +308,8 @@ class MeteringWriter:
                   type(exc).__name__)
         for row in rows:
             try:
-                await asyncio.wait_for(self.store.insert([row]), self._insert_timeout)
+                await asyncio.wait_for(self.store.insert([row], self.prices),
+                                       self._insert_timeout)
                 self.rows_stored += 1
             except (DataError, IntegrityError):
                 self.rows_rejected += 1

@@ -76,5 +76,5 @@ def pg_database() -> Iterator[tuple[str, str]]:
 def pg_url(pg_database: tuple[str, str]) -> str:
     """The session's database, emptied for this test."""
     url = pg_database[1]
-    query(url, "TRUNCATE usage")
+    query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly, usage_daily")
     return url

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.db import store as store_module
+from gateway.db import queries
 from gateway.db.engine import async_url
 from gateway.db.store import ReportTimeout, UsageStore
 
@@ -30,7 +30,7 @@ async def test_a_slow_report_times_out_and_reports_queue_one_at_a_time(
             running -= 1
         return []
 
-    monkeypatch.setattr(store_module.queries, "usage_report", slow_report)
+    monkeypatch.setattr(queries, "usage_report", slow_report)
     store = UsageStore(async_url(None, tmp_path / "usage.db"))
     await store.prepare()
     try:

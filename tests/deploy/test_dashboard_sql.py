@@ -1,6 +1,7 @@
 """The dashboard's usage-database panels: every rawSql, with the Grafana macros it uses
 expanded as Grafana's PostgreSQL data source would, runs against a freshly migrated Postgres
-seeded with usage rows for two teams and two keys, and returns their names and spend."""
+seeded with usage rows for two teams and two keys (and their hourly rollups, which the panels
+read), and returns their names and spend."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import delete, insert
 
 from gateway.db.engine import async_url, create_engine
 from gateway.db.tables import api_keys, teams, usage
+from gateway.metering.rollups import rebuild_rollups
 from tests.db import pg
 from tests.deploy.common import dashboard, sql_queries
 
@@ -94,6 +96,7 @@ async def _seed(url: str) -> None:
                  "created_at": now}
                 for team, name in (("alpha", "alpha-batch"), ("beta", "beta-chat"))])
             await conn.execute(insert(usage), ROWS)
+        await rebuild_rollups(engine)  # the panels read the hourly rollups
     finally:
         await engine.dispose()
 
@@ -118,6 +121,8 @@ def test_every_usage_panel_query_runs_against_the_migrated_schema(seeded: str) -
     lo, hi = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
     checked: set[str] = set()
     for title, target in found:
+        assert re.search(r"\bFROM usage_hourly\b", target["rawSql"]) and not re.search(
+            r"\bFROM usage\b", target["rawSql"]), f"{title}: reports read the rollups"
         rows = pg.query(seeded, expand(target["rawSql"]))
         assert rows, f"{title}: no rows"
         if target["format"] == "time_series":

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from gateway.metering.prices import PriceBook
 from tests.db import pg
 from tests.db.pg import query
 from tests.e2e.conftest import Upstreams
 from tests.e2e.process import start_gateway
+from tests.metering.rollup_oracle import assert_rollups_match
 
 pg_database = pg.pg_database
 pg_url = pg.pg_url
@@ -79,3 +81,5 @@ def test_kill_9_under_load_loses_no_row_and_duplicates_none(
     assert len(stored) == len(set(stored))  # none twice
     assert set(answered) <= set(stored)  # every 200 the clients got
     assert len(set(stored) - set(answered)) <= 4  # at most one in flight per client
+    # the rollups hold each replayed row once: they equal a GROUP BY over the raw rows
+    assert assert_rollups_match(pg_url, PriceBook.load()) == len(stored)

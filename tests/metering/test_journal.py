@@ -12,6 +12,7 @@ from gateway.metering.journal import Journal
 from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
 from gateway.metering.writer import MeteringWriter
+from tests.metering.rollup_oracle import assert_rollups_match
 from tests.metering.test_writer import PRICES, FlakyStore, event, stored
 
 
@@ -82,4 +83,5 @@ async def test_a_dead_process_journal_is_replayed_once(tmp_path: Path) -> None:
     assert sorted(r for r, _ in stored(tmp_path)) == sorted(f"req-{i}" for i in range(20))
     with sqlite3.connect(tmp_path / "usage.db") as db:
         assert db.execute("SELECT count(*) FROM usage").fetchone()[0] == 20
+    assert assert_rollups_match(tmp_path / "usage.db", PRICES) == 20  # the 5 not twice
     assert journal_files(spool.directory) == []

@@ -32,10 +32,11 @@ class FlakyStore(UsageStore):
 
     down = False
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]],
+                     prices: PriceBook | None = None) -> int:
         if self.down:
             raise ConnectionRefusedError("database down")
-        await super().insert(rows)
+        return await super().insert(rows, prices)
 
 
 def make(tmp_path: Path, **kwargs: Any) -> tuple[MeteringWriter, FlakyStore]:

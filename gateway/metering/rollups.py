@@ -1,0 +1,308 @@
+"""Hourly rollups of the usage table, kept in step with it and rebuilt from it.
+
+Every report reads `usage_hourly` and `usage_latency_hourly` (gateway/db/tables.py), never the
+raw rows. The writer adds a batch's rows to them in the transaction that stores the rows, and
+only the rows that transaction really inserted (a replayed or retried id is skipped by the raw
+insert, so it adds nothing twice). The same `aggregate()` serves the writer and the rebuild, so
+the two can never disagree on what a row contributes: cache savings are priced per row from the
+price book at the row's own time, failovers are calls with more than one attempt.
+
+`rebuild_rollups` recomputes the hours that still have raw rows, a day at a time: each day is
+one short transaction that locks the rollup tables against concurrent upserts (Postgres), so a
+gateway writing meanwhile neither loses nor double-counts a row. Hours older than the oldest raw
+row (pruned by retention) keep their rollups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import Any, cast
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.db.queries import day_of
+from gateway.db.tables import (
+    ROLLUP_COUNTS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_SUMS,
+    usage,
+    usage_daily,
+    usage_hourly,
+    usage_latency_hourly,
+)
+from gateway.metering.buckets import bucket_of
+from gateway.metering.prices import PriceBook
+
+log = logging.getLogger("gateway.metering")
+
+HourKey = tuple[Any, ...]   # (hour, *ROLLUP_DIMENSIONS)
+LatencyKey = tuple[datetime, str, str, str, str, int]  # hour, provider, model, api, metric, bucket
+_TOKENS = ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens",
+           "reasoning_tokens")
+_FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
+_INDEX = {name: i for i, name in enumerate(_FIELDS)}
+# The raw columns a rollup is computed from (what the rebuild reads).
+SOURCE_COLUMNS = ("ts", *ROLLUP_DIMENSIONS, "attempts", *_TOKENS, "cost_usd", "book_cost_usd",
+                  "provider_cost_usd", "latency_ms", "ttft_ms")
+
+
+@dataclass(slots=True)
+class Rollup:
+    """What a set of raw rows adds to the two rollup tables."""
+
+    hourly: dict[HourKey, list[float]] = field(default_factory=dict)
+    latency: dict[LatencyKey, int] = field(default_factory=dict)
+
+    def hourly_rows(self) -> list[dict[str, Any]]:
+        """Sorted by key: concurrent upserts then lock rows in one order (no deadlocks)."""
+        return [_as_row("hour", key, self.hourly[key]) for key in sorted(self.hourly)]
+
+    def daily_rows(self) -> list[dict[str, Any]]:
+        """The hourly sums summed again per UTC day (the hour keys are UTC)."""
+        days: dict[HourKey, list[float]] = {}
+        for key, values in self.hourly.items():
+            day_key = (key[0].date(), *key[1:])
+            sums = days.get(day_key)
+            if sums is None:
+                days[day_key] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    sums[i] += value
+        return [_as_row("day", key, days[key]) for key in sorted(days)]
+
+    def latency_rows(self) -> list[dict[str, Any]]:
+        return [{"hour": k[0], "provider": k[1], "model": k[2], "api": k[3], "metric": k[4],
+                 "bucket": k[5], "count": n} for k, n in sorted(self.latency.items())]
+
+
+def _as_row(time_column: str, key: HourKey, values: list[float]) -> dict[str, Any]:
+    row: dict[str, Any] = {time_column: key[0]}
+    row.update(zip(ROLLUP_DIMENSIONS, key[1:], strict=True))
+    row.update((name, int(values[i])) for i, name in enumerate(ROLLUP_COUNTS))
+    row.update((name, values[_INDEX[name]]) for name in ROLLUP_SUMS)
+    return row
+
+
+def hour_of(ts: datetime) -> datetime:
+    """The UTC hour a timestamp falls in (SQLite hands timestamps back naive: they are UTC)."""
+    ts = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def cache_savings_usd(prices: PriceBook, row: Mapping[str, Any]) -> float:
+    """Cache-hit tokens times (miss price - hit price) at the row's time; 0 without a price."""
+    hit = row.get("cache_hit_tokens") or 0
+    provider = row.get("provider")
+    if not hit or not provider:
+        return 0.0
+    price = prices.price(provider, row.get("model") or "", row["ts"])
+    if price is None:
+        return 0.0
+    return hit * (price.cache_miss - price.cache_hit) / 1_000_000
+
+
+_NAMES = ("ts", "key_id", "team", "model", "provider", "api", "thinking", "status", "attempts",
+          *_TOKENS, "cost_usd", "book_cost_usd", "provider_cost_usd", "latency_ms", "ttft_ms")
+_VALUES = itemgetter(*_NAMES)
+
+
+class _Clock:
+    """Per-batch memo of hours and savings rates: rows of a batch share a few hours and
+    minutes, and this runs for every stored row (it is most of the writer's rollup cost)."""
+
+    def __init__(self, prices: PriceBook) -> None:
+        self._prices = prices
+        self._hours: dict[int, datetime] = {}
+        self._rates: dict[tuple[str, str, int], float] = {}
+
+    def epoch(self, ts: datetime) -> float:
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+
+    def hour(self, epoch: float) -> datetime:
+        index = int(epoch // 3600)
+        hour = self._hours.get(index)
+        if hour is None:
+            hour = self._hours[index] = datetime.fromtimestamp(index * 3600, UTC)
+        return hour
+
+    def savings_rate(self, provider: str, model: str, epoch: float) -> float:
+        """USD saved per cache-hit token (prices change at most once a minute)."""
+        key = (provider, model, int(epoch // 60))
+        rate = self._rates.get(key)
+        if rate is None:
+            at = datetime.fromtimestamp(key[2] * 60, UTC)
+            price = self._prices.price(provider, model, at)
+            rate = self._rates[key] = 0.0 if price is None else (
+                price.cache_miss - price.cache_hit) / 1_000_000
+        return rate
+
+
+def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
+              into: Rollup | None = None) -> Rollup:
+    """Sum raw rows (dicts with SOURCE_COLUMNS; missing ones count as none) into hourly
+    rollups."""
+    out = into if into is not None else Rollup()
+    hourly, latency = out.hourly, out.latency
+    clock = _Clock(prices)
+    width = len(_FIELDS)
+    for row in rows:
+        try:
+            values = _VALUES(row)
+        except KeyError:  # a row spooled by an older version
+            values = tuple(row.get(name) for name in _NAMES)
+        (ts, key_id, team, model, provider, api, thinking, status, attempts, prompt, hit, miss,
+         completion, reasoning, cost, book, reported, latency_ms, ttft) = values
+        epoch = clock.epoch(ts)
+        hour = clock.hour(epoch)
+        provider = provider or ""
+        model = model or ""
+        api = api or ""
+        key = (hour, key_id or "", team or "", model, provider, api, thinking or "",
+               status or "")
+        sums = hourly.get(key)
+        if sums is None:
+            sums = hourly[key] = [0.0] * width
+        sums[0] += 1
+        if attempts and "," in attempts:
+            sums[1] += 1
+        sums[2] += prompt or 0
+        sums[3] += hit or 0
+        sums[4] += miss or 0
+        sums[5] += completion or 0
+        sums[6] += reasoning or 0
+        sums[8] += cost or 0.0
+        sums[9] += book or 0.0
+        sums[10] += reported or 0.0
+        if hit and provider:
+            sums[11] += hit * clock.savings_rate(provider, model, epoch)
+        sums[12] += latency_ms or 0.0
+        lat_key = (hour, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
+        latency[lat_key] = latency.get(lat_key, 0) + 1
+        if ttft is not None:
+            sums[7] += 1
+            sums[13] += ttft
+            ttft_key = (hour, provider, model, api, "ttft", bucket_of(ttft))
+            latency[ttft_key] = latency.get(ttft_key, 0) + 1
+    return out
+
+
+assert _FIELDS[:8] == ("requests", "failovers", *_TOKENS, "ttft_count")
+assert _FIELDS[8:] == ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_savings_usd",
+                       "latency_ms_sum", "ttft_ms_sum")
+
+
+async def add(conn: AsyncConnection, rollup: Rollup) -> None:
+    """Upsert: existing (hour, dimensions) rows get the new counts added to theirs."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    for table, rows in ((usage_hourly, rollup.hourly_rows()),
+                        (usage_daily, rollup.daily_rows())):
+        if rows:
+            stmt = insert(table)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[table.c[0].name, *ROLLUP_DIMENSIONS],
+                set_={name: table.c[name] + stmt.excluded[name] for name in _FIELDS}), rows)
+    latency = rollup.latency_rows()
+    if latency:
+        stmt = insert(usage_latency_hourly)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["hour", "provider", "model", "api", "metric", "bucket"],
+            set_={"count": usage_latency_hourly.c.count + stmt.excluded.count}), latency)
+
+
+# ---- rebuild ------------------------------------------------------------------------------
+
+REBUILD_CHUNK = timedelta(days=1)
+
+
+async def rebuild_rollups(engine: AsyncEngine, prices: PriceBook | None = None,
+                          since: datetime | None = None) -> int:
+    """Recompute the rollups of every hour that has raw rows (from `since` on, if given),
+    a day per transaction; idempotent. Returns the number of usage_hourly rows written."""
+    prices = prices or PriceBook.load()
+    async with engine.connect() as conn:
+        first = await conn.scalar(select(func.min(usage.c.ts)))
+        last = await conn.scalar(select(func.max(usage.c.ts)))
+    if first is None or last is None:
+        return 0
+    start = hour_of(first)
+    if since is not None:
+        start = max(start, hour_of(since))
+    end = hour_of(last) + timedelta(hours=1)
+    written = 0
+    while start < end:
+        stop = min(start + REBUILD_CHUNK, end)
+        async with engine.begin() as conn:
+            written += await _rebuild_span(conn, prices, start, stop)
+        start = stop
+    log.info("rollups rebuilt: %d hourly rows", written)
+    return written
+
+
+async def _rebuild_span(conn: AsyncConnection, prices: PriceBook, start: datetime,
+                        stop: datetime) -> int:
+    if conn.dialect.name == "postgresql":
+        # Writers' upserts wait until this commits: a row committed before is read below, a
+        # row committed after adds itself on top of the recomputed sums.
+        await conn.execute(text(
+            "LOCK TABLE usage_hourly, usage_latency_hourly, usage_daily "
+            "IN SHARE ROW EXCLUSIVE MODE"))
+    # Retention prunes whole hours from the oldest on (and waits for this lock): hours before
+    # the oldest raw row left are pruned ones, whose rollups must stay as they are.
+    first = await conn.scalar(select(func.min(usage.c.ts)))
+    if first is None:
+        return 0
+    start = max(start, hour_of(first))
+    if start >= stop:
+        return 0
+    for table in (usage_hourly, usage_latency_hourly):
+        await conn.execute(delete(table).where(table.c.hour >= start, table.c.hour < stop))
+    query = select(*(usage.c[name] for name in SOURCE_COLUMNS)).where(
+        usage.c.ts >= start, usage.c.ts < stop)
+    rollup = Rollup()
+    result = await conn.stream(query.execution_options(yield_per=10_000))
+    async for part in result.mappings().partitions():
+        aggregate(cast(list[Mapping[str, Any]], part), prices, rollup)
+    hourly, rollup.hourly = rollup.hourly, {}
+    await add(conn, rollup)  # the latency histograms
+    await _insert_hourly(conn, hourly)
+    await _recompute_days(conn, start, stop)
+    return len(hourly)
+
+
+async def _insert_hourly(conn: AsyncConnection, hourly: dict[HourKey, list[float]]) -> None:
+    rows = Rollup(hourly=hourly).hourly_rows()
+    if rows:
+        await conn.execute(usage_hourly.insert(), rows)
+
+
+async def _recompute_days(conn: AsyncConnection, start: datetime, stop: datetime) -> None:
+    """usage_daily for the days [start, stop) touches, summed from usage_hourly (which holds
+    every hour, pruned ones too)."""
+    first = start.date()
+    last = (stop - timedelta(microseconds=1)).date()
+    low = datetime.combine(first, datetime.min.time(), UTC)
+    high = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    await conn.execute(delete(usage_daily).where(usage_daily.c.day >= first,
+                                                 usage_daily.c.day <= last))
+    day = day_of(usage_hourly.c.hour, conn.dialect.name)
+    dims = [usage_hourly.c[name] for name in ROLLUP_DIMENSIONS]
+    await conn.execute(usage_daily.insert().from_select(
+        ["day", *ROLLUP_DIMENSIONS, *_FIELDS],
+        select(day, *dims, *(func.sum(usage_hourly.c[name]) for name in _FIELDS))
+        .where(usage_hourly.c.hour >= low, usage_hourly.c.hour < high)
+        .group_by(day, *dims)))
+
+
+async def backfill_needed(engine: AsyncEngine) -> bool:
+    """Raw rows but no rollups at all: a database upgraded from before revision 0006."""
+    async with engine.connect() as conn:
+        has_rollups = await conn.scalar(select(usage_hourly.c.hour).limit(1))
+        if has_rollups is not None:
+            return False
+        return await conn.scalar(select(usage.c.id).limit(1)) is not None
