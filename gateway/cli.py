@@ -231,8 +231,7 @@ def usage(
     """Requests, tokens and cost per group, from the usage database `serve` writes.
 
     Read from its hourly rollups. The database: DATABASE_URL, else metering.sqlite_path of
-    the config (--config or
-    SWITCHYARD_CONFIG)."""
+    the config (--config or SWITCHYARD_CONFIG)."""
     import orjson
     from rich.console import Console
     from rich.table import Table
