@@ -16,7 +16,6 @@ keys are cached too, and concurrent misses on one key share one lookup.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import logging
@@ -40,13 +39,14 @@ TTL_LOCAL = 1.0          # no Redis (or it is down): the TTL is how long a revoc
 NEGATIVE_TTL_SHARED = 5.0
 # A hung database must not hold requests: a key seen before waits at most REVALIDATE_WAIT for
 # its re-lookup, then is served as last known (for up to STALE_MAX past its TTL) while the
-# lookup goes on; a healthy database answers well inside the wait, so revocations still land
-# within the TTL. A lookup gives up after LOOKUP_TIMEOUT.
+# lookup goes on; once a lookup has failed or outlasted the wait, known keys do not wait at
+# all until one succeeds again. A healthy database answers well inside the wait, so
+# revocations still land within the TTL. A lookup gives up after LOOKUP_TIMEOUT.
 REVALIDATE_WAIT = 0.1
 STALE_MAX = 300.0
 LOOKUP_TIMEOUT = 2.0
-_MAX_CONCURRENT_LOOKUPS = 2  # of the pool's 4 (gateway/db/store.py): a flood of
-# distinct bad keys cannot take the writer's or the reports' connections
+_MAX_CONCURRENT_LOOKUPS = 2  # the request-path pool's two connections (gateway/db/engine.py):
+# a flood of distinct bad keys queues here, not in the pool
 _INVALID = "Incorrect API key provided."
 
 
@@ -67,6 +67,8 @@ class KeyAuthenticator:
         self.cache = PrincipalCache()
         self._pending: dict[str, asyncio.Future[Entry]] = {}
         self._lookups = asyncio.Semaphore(_MAX_CONCURRENT_LOOKUPS)
+        self._database_slow = False  # the last lookup failed or outlasted REVALIDATE_WAIT
+        self._lookups_failing = False  # the last lookup failed (logged when it changes)
         self.events = (
             KeyEvents(redis_url, self._on_event, self.cache.clear)
             if redis_url and store is not None else None
@@ -132,10 +134,7 @@ class KeyAuthenticator:
         if entry is None or stale_at <= now:
             if entry is not None and entry.principal is not None \
                     and now - entry.known_at < STALE_MAX:
-                # On a timeout the lookup goes on; this request does not wait for it.
-                with contextlib.suppress(TimeoutError):
-                    entry = await asyncio.wait_for(self._refresh(key_hash, entry),
-                                                   REVALIDATE_WAIT)
+                entry = await self._revalidate(key_hash, entry)
             else:
                 entry = await self._refresh(key_hash, entry)
         if entry.principal is None:
@@ -144,14 +143,30 @@ class KeyAuthenticator:
             raise AuthenticationFailed("This API key has expired.", code="key_expired")
         return entry.principal
 
+    async def _revalidate(self, key_hash: str, known: Entry) -> Entry:
+        """A known key's re-lookup: waited for up to REVALIDATE_WAIT while the database answers
+        in time (so a revocation lands within the TTL), not at all while it does not (the
+        last lookup failed or outlasted the wait); meanwhile the last known entry serves."""
+        pending = self._lookup(key_hash, known)
+        if self._database_slow:
+            return known
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), REVALIDATE_WAIT)
+        except TimeoutError:  # the lookup goes on; this request does not wait for it
+            self._database_slow = True
+            return known
+
     async def _refresh(self, key_hash: str, stale: Entry | None) -> Entry:
+        return await asyncio.shield(self._lookup(key_hash, stale))
+
+    def _lookup(self, key_hash: str, stale: Entry | None) -> asyncio.Future[Entry]:
         """One lookup per key at a time; a cancelled request does not cancel it for others."""
         pending = self._pending.get(key_hash)
         if pending is None:
             pending = asyncio.ensure_future(self._load(key_hash, stale))
             self._pending[key_hash] = pending
             pending.add_done_callback(lambda done: self._forget(key_hash, done))
-        return await asyncio.shield(pending)
+        return pending
 
     def _forget(self, key_hash: str, done: asyncio.Future[Entry]) -> None:
         if self._pending.get(key_hash) is done:
@@ -166,7 +181,11 @@ class KeyAuthenticator:
                 found = await asyncio.wait_for(
                     self._store.lookup(key_hash), LOOKUP_TIMEOUT)  # type: ignore[union-attr]
         except Exception as exc:
-            log.warning("cannot look up a gateway key: %s", type(exc).__name__)
+            if not self._lookups_failing:  # once per outage, not once per key and second
+                log.warning("cannot look up gateway keys (%s): serving keys seen in the last "
+                            "%d s as last known, refusing others with 503",
+                            type(exc).__name__, STALE_MAX)
+            self._database_slow = self._lookups_failing = True
             if stale is not None and self._clock() - stale.known_at < STALE_MAX:
                 # database down or hung: keep what we knew, for a bounded while
                 entry = Entry(stale.principal, stale.expires_ts, self._clock() + TTL_LOCAL,
@@ -175,6 +194,9 @@ class KeyAuthenticator:
                 return entry
             raise GatewayError("The gateway cannot check API keys right now; try again shortly.",
                                status=503, code="auth_unavailable") from None
+        if self._lookups_failing:
+            log.info("gateway key lookups answer again")
+        self._database_slow = self._lookups_failing = False
         now = self._clock()
         shared = self._revocations_live()
         if found is None or found[0].revoked_at is not None:

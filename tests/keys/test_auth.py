@@ -202,6 +202,39 @@ async def test_a_hung_database_does_not_hold_a_known_key() -> None:
     assert info.value.code == "auth_unavailable"
 
 
+async def test_once_the_database_is_known_slow_known_keys_do_not_wait_at_all() -> None:
+    """The first re-lookup to outlast REVALIDATE_WAIT marks the database slow: every other
+    known key due for its re-lookup is then served at once (no 0.1 s each, again and again,
+    for the whole outage); the first lookup to succeed makes requests wait for them again."""
+    from gateway.auth import REVALIDATE_WAIT
+
+    auth, store, clock = make()
+    first, second = store.add(), store.add()
+    await auth.authenticate(bearer(first), None, None)
+    await auth.authenticate(bearer(second), None, None)
+    store.delay = 30  # hung
+    clock.now += TTL_LOCAL + 1
+    loop = asyncio.get_running_loop()
+    await auth.authenticate(bearer(first), None, None)  # waits REVALIDATE_WAIT, once
+    began = loop.time()
+    for _ in range(5):
+        await auth.authenticate(bearer(second), None, None)
+    assert loop.time() - began < REVALIDATE_WAIT / 2
+    await asyncio.sleep(0.01)
+    assert store.lookups == 4  # each key's re-lookup started, in the background
+
+    for task in list(auth._pending.values()):  # the hung lookups give up
+        task.cancel()
+    await asyncio.sleep(0)
+    store.delay = 0.01  # back: the next lookup succeeds, and revocations are waited for
+    record, team = store.keys[tokens.hash_key(first)]
+    store.keys[record.key_hash] = (replace(record, revoked_at=datetime.now(UTC)), team)
+    await auth.authenticate(bearer(store.add()), None, None)
+    clock.now += TTL_LOCAL + 1
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate(bearer(first), None, None)
+
+
 async def test_a_revocation_is_seen_when_the_database_answers_in_time() -> None:
     auth, store, clock = make()
     raw = store.add()
