@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from tests.frozen import Freezable
+
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
@@ -44,7 +46,7 @@ async def _serve(listen_port: int, host: str, port: int) -> None:
         await server.serve_forever()
 
 
-class Relay:
+class Relay(Freezable):
     """The relay process, seen from a test."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
@@ -66,14 +68,6 @@ class Relay:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError("the relay did not start")
-
-    def freeze(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import make_url
 from tests.db import pg
 from tests.db.pg import query
 from tests.e2e.conftest import Upstreams
+from tests.e2e.load import Load
 from tests.e2e.process import start_gateway
 from tests.e2e.relay import Relay
 
@@ -34,55 +34,6 @@ PAUSE = 0.04  # per client between requests: ~80 requests a second in all
 WARMUP = 2.0
 BEFORE = 6.0
 OUTAGE = 30.0
-
-
-class Load:
-    """Client threads cycling through the keys; each call's phase, latency and outcome."""
-
-    def __init__(self, url: str, keys: list[str], prefix: str) -> None:
-        self.url, self.keys, self.prefix = url, keys, prefix
-        self.phase = "warmup"
-        self.calls: list[tuple[str, str, float, int | str]] = []  # phase, id, seconds, status
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(n,)) for n in
-                         range(CLIENTS)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-    def _client(self, n: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            i = 0
-            while not self._stop.is_set():
-                key = self.keys[(n + i) % len(self.keys)]
-                phase = self.phase
-                rid = f"{self.prefix}-{phase}-{n}-{i}"
-                i += 1
-                started = time.perf_counter()
-                outcome: int | str
-                try:
-                    outcome = http.post(
-                        "/v1/chat/completions",
-                        headers={"authorization": f"Bearer {key}", "x-request-id": rid},
-                        json={"model": "deepseek-v4-flash",
-                              "messages": [{"role": "user", "content": "hi"}]}).status_code
-                except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
-                with self._lock:
-                    self.calls.append((phase, rid, time.perf_counter() - started, outcome))
-                time.sleep(PAUSE)
-
-    def of(self, phase: str) -> list[tuple[str, float, int | str]]:
-        with self._lock:
-            return [(rid, secs, status) for p, rid, secs, status in self.calls if p == phase]
 
 
 def p99(seconds: list[float]) -> float:
@@ -103,7 +54,7 @@ def test_a_hung_postgres_fails_no_request_and_loses_no_row(
         with httpx.Client(base_url=url, timeout=10) as http:  # loopback: admin
             keys = [http.post("/admin/keys", json={"name": f"hang-{n}"}).json()["key"]
                     for n in range(KEYS)]
-        with Load(url, keys, prefix) as load:
+        with Load([url], keys, clients_per_url=CLIENTS, pause=PAUSE, prefix=prefix) as load:
             time.sleep(WARMUP)
             load.phase = "before"
             time.sleep(BEFORE)
@@ -115,19 +66,18 @@ def test_a_hung_postgres_fails_no_request_and_loses_no_row(
                 relay.thaw()
             load.phase = "after"
             time.sleep(1.0)
-        before, outage = load.of("before"), load.of("outage")
-        failed = [(rid, status) for rid, _, status in load.of("warmup") + before + outage
-                  + load.of("after") if status != 200]
-        p99_before = p99([secs for _, secs, _ in before])
-        p99_outage = p99([secs for _, secs, _ in outage])
+        before, outage = load.calls("before"), load.calls("outage")
+        failed = [(c.request_id, c.status) for c in load.calls() if c.status != 200]
+        p99_before = p99([c.seconds for c in before])
+        p99_outage = p99([c.seconds for c in outage])
         print(f"\nrequests before {len(before)}, during the outage {len(outage)}; p99 before "
               f"{p99_before * 1000:.1f} ms, during {p99_outage * 1000:.1f} ms, slowest during "
-              f"{max(secs for _, secs, _ in outage) * 1000:.0f} ms; failed {len(failed)}")
+              f"{max(c.seconds for c in outage) * 1000:.0f} ms; failed {len(failed)}")
         assert len(outage) > 10 * OUTAGE  # the load went on throughout
         assert failed == []
         assert p99_outage <= p99_before + 0.1
 
-        answered = {rid for rid, _, status in outage if status == 200}
+        answered = {c.request_id for c in outage if c.status == 200}
         deadline = time.monotonic() + 20
         while True:
             stored = {row["request_id"] for row in query(
