@@ -32,7 +32,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.core.attempt import Attempter
 from gateway.core.dispatch import Dispatcher
-from gateway.core.drain import Drain, take_sigterm
+from gateway.core.drain import Drain, take_shutdown_signals
 from gateway.core.pipeline import Pipeline
 from gateway.core.surface import Surface
 from gateway.errors import GatewayError, InvalidRequest, NotFound
@@ -215,11 +215,11 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None) ->
         admission.start()
         await responses.start()
         _announce(state)
-        give_back_sigterm = take_sigterm(drain)  # the drain runs before uvicorn's shutdown
+        give_back_signals = take_shutdown_signals(drain)  # the drain runs before uvicorn's
         try:
             yield
         finally:
-            give_back_sigterm()
+            give_back_signals()
             await auth.close()
             if shared is not None:
                 await shared.close()
