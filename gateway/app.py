@@ -32,7 +32,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.config import GatewayConfig, load_config
 from gateway.core.attempt import Attempter
 from gateway.core.dispatch import Dispatcher
-from gateway.core.drain import Drain, take_sigterm
+from gateway.core.drain import Drain, take_shutdown_signals
 from gateway.core.pipeline import Pipeline
 from gateway.core.surface import Surface
 from gateway.errors import GatewayError, InvalidRequest, NotFound
@@ -147,10 +147,9 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
     routes = RouteTable(config, providers, price_book(config))
     board = HealthBoard(config.routing.breaker)
     failover = Failover(routes, board, LatencyTracker(), config.routing)
-    shared = (
-        SharedHealth(board, config.redis_url, [t.key for t in routes.all_targets()])
-        if config.redis_url else None
-    )
+    link = _redis_link(config)  # the process's one Redis client, with its breaker
+    shared = (SharedHealth(board, link, [t.key for t in routes.all_targets()])
+              if link is not None else None)
     client = UpstreamClient()
     metrics = GatewayMetrics(board, [t.key for t in routes.all_targets()])
     sinks: list[UsageSink] = [metrics, AccessLogSink()]  # one INFO line per call
@@ -161,7 +160,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
     metering = build_writer(config, custom_sink=usage_sink is not None)
     if metering is not None:
         sinks.append(metering)
-    admission = _build_admission(config, metering)
+    admission = _build_admission(config, metering, link)
     if metering is not None:
         writer = metering
         metrics.add_gauge("gateway_usage_queue_depth",
@@ -179,11 +178,8 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
     key_store = KeyStore(metering.store) if metering is not None else None
     auth = KeyAuthenticator(
         config.master_key.get_secret_value() if config.master_key else None,
-        key_store, config.redis_url,
+        key_store, link,
     )
-    if admission.link is not None:
-        link = admission.link
-        auth.redis_up = lambda: link.up
     usage = PricingSink(price_book(config), FanOutSink(sinks))
     tracing = Tracing.from_env()  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     dispatcher = Dispatcher(failover, Attempter(client, tracing))
@@ -225,11 +221,11 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
         _announce(state)
         if tune_gc:
             freeze_after_startup()
-        give_back_sigterm = take_sigterm(drain)  # the drain runs before uvicorn's shutdown
+        give_back_signals = take_shutdown_signals(drain)  # the drain runs before uvicorn's
         try:
             yield
         finally:
-            give_back_sigterm()
+            give_back_signals()
             await auth.close()
             if shared is not None:
                 await shared.close()
@@ -278,7 +274,16 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
     return gateway
 
 
-def _build_admission(config: GatewayConfig, metering: MeteringWriter | None) -> Admission:
+def _redis_link(config: GatewayConfig) -> RedisLink | None:
+    settings = config.redis
+    return (RedisLink(config.redis_url, timeout=settings.timeout,
+                      probe_interval=settings.probe_interval, replicas=settings.replicas,
+                      request_timeout=settings.request_timeout)
+            if config.redis_url else None)
+
+
+def _build_admission(config: GatewayConfig, metering: MeteringWriter | None,
+                     link: RedisLink | None) -> Admission:
     """Rate limits and budgets, shared through Redis when configured. Budgets start each
     period from the spend the usage table already holds."""
 
@@ -291,10 +296,6 @@ def _build_admission(config: GatewayConfig, metering: MeteringWriter | None) -> 
             log.warning("cannot read recorded spend for %s; counting from zero", subject)
             return 0.0
 
-    settings = config.redis
-    link = (RedisLink(config.redis_url, timeout=settings.timeout,  # one, with its breaker
-                      probe_interval=settings.probe_interval, replicas=settings.replicas)
-            if config.redis_url else None)
     return Admission(RateLimiter(link), BudgetTracker(link, recorded_spend), link)
 
 

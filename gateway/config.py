@@ -216,6 +216,8 @@ class RedisConfig(_Strict):
     """The request path's Redis client (gateway/limits/redislink.py)."""
 
     timeout: float = Field(default=0.25, gt=0)  # per command; then Redis counts as down
+    # A request waits this long at most for Redis (rate limits, budgets, a breaker's probe).
+    request_timeout: float = Field(default=0.03, gt=0)
     probe_interval: float = Field(default=1.0, gt=0)  # while down
     # While Redis is down each process admits limit / replicas; None: the count of live
     # processes last seen through Redis heartbeats.

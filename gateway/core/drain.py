@@ -1,17 +1,19 @@
-"""Graceful drain: what happens between SIGTERM and the server's own shutdown.
+"""Graceful drain: what happens between SIGTERM (or SIGINT) and the server's own shutdown.
 
-uvicorn on SIGTERM stops accepting at once and cuts whatever is still running after a fixed
-grace: streams end as a truncated 200, waiting calls get a plain-text 500, neither is metered.
-Reasoning calls run for minutes, so the gateway takes SIGTERM first:
+uvicorn on SIGTERM or SIGINT stops accepting at once and cuts whatever is still running after
+a fixed grace: streams end as a truncated 200, waiting calls get a plain-text 500, neither is
+metered. Reasoning calls run for minutes, so the gateway takes both signals first (Ctrl-C on
+`gateway serve` drains as an orchestrator's SIGTERM does):
 
 1. `/readyz` turns 503 (the load balancer stops sending) and every new request is answered
-   with a 503, `Connection: close` and `Retry-After`, metered as a refusal; the listener stays
+   with a 503, `Connection: close` and `Retry-After` (calls metered as refusals; requests the
+   gateway answers itself, such as count_tokens or /v1/models, too); the listener stays
    open, so clients are told rather than refused a connection;
 2. calls in flight run to completion, up to `drain_seconds`;
 3. at the deadline each remaining call is cancelled *as a shutdown*: the pipeline turns that
    into the surface's error (a stream's error event, or an error response) and a usage event
    with status `shutdown`;
-4. then uvicorn's own handler runs (a second SIGTERM runs it at once).
+4. then uvicorn's own handler runs (a second signal runs it at once).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway")
 
-_SIGNAL = signal.SIGTERM
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ShuttingDown(GatewayError):
@@ -120,39 +122,39 @@ class Drain:
 SignalHandler = Callable[[int, FrameType | None], Any]
 
 
-def take_sigterm(drain: Drain) -> Callable[[], None]:
-    """Run `drain` on SIGTERM before the handler installed until now (the server's own),
-    which a second SIGTERM calls at once. Returns the undo. A no-op off the main thread
-    (servers in a test's thread), where signals cannot be handled."""
+def take_shutdown_signals(drain: Drain) -> Callable[[], None]:
+    """Run `drain` on SIGTERM or SIGINT before the handler installed until now for that signal
+    (the server's own), which a second signal calls at once. Returns the undo. A no-op off the
+    main thread (servers in a test's thread), where signals cannot be handled."""
     loop = asyncio.get_running_loop()
-    previous = signal.getsignal(_SIGNAL)
-    if not callable(previous):
-        return lambda: None
+    previous: dict[int, SignalHandler] = {
+        int(sig): handler for sig in _SIGNALS if callable(handler := signal.getsignal(sig))}
     tasks: list[asyncio.Task[None]] = []  # keeps the drain's task alive
     signalled: list[int] = []
 
-    def after_drain(_: asyncio.Task[None]) -> None:
-        previous(_SIGNAL, None)
-
-    def start() -> None:
+    def start(sig: int) -> None:
         task = loop.create_task(drain.run())
-        task.add_done_callback(after_drain)
+        task.add_done_callback(lambda _: previous[sig](sig, None))
         tasks.append(task)
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
         if signalled:
-            previous(sig, frame)  # the second SIGTERM: the server's own shutdown now
+            previous[sig](sig, frame)  # the second signal: the server's own shutdown now
             return
         signalled.append(sig)
-        loop.call_soon_threadsafe(start)
+        loop.call_soon_threadsafe(start, sig)
 
+    taken: list[int] = []
     try:
-        signal.signal(_SIGNAL, on_signal)
+        for sig in previous:
+            signal.signal(sig, on_signal)
+            taken.append(sig)
     except ValueError:  # not the main thread
         return lambda: None
 
     def undo() -> None:
-        with contextlib.suppress(ValueError):
-            signal.signal(_SIGNAL, previous)
+        for sig in taken:
+            with contextlib.suppress(ValueError):
+                signal.signal(sig, previous[sig])
 
     return undo

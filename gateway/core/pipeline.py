@@ -167,6 +167,8 @@ class Pipeline:
         but no upstream is asked, so there is nothing to meter."""
         headers = RequestHeaders(scope, self._new_id)
         try:
+            if self._drain.draining:
+                raise self._drain.refusal()
             client = scope.get("client")
             await self._auth.authenticate(
                 headers.authorization, headers.api_key, client[0] if client else None)

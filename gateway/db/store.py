@@ -1,4 +1,4 @@
-"""The usage store: one engine, schema kept current, batch inserts, reports.
+"""The usage store: schema kept current, batch inserts, reports, through three engines.
 
 Owned by the app (built in create_app, closed in the lifespan) and by the CLI; nothing here
 is global. `prepare()` is retried by the writer until it succeeds, so a gateway started while
@@ -16,18 +16,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.db import migrate, queries
-from gateway.db.engine import create_engine, redacted
+from gateway.db.engine import REPORTS, REQUEST_PATH, create_engine, redacted
 from gateway.metering import rollups
 from gateway.metering.prices import PriceBook
 
 log = logging.getLogger("gateway.metering")
 
-# One engine (pool 2 + overflow 2) serves three users with their own limits, so none can take
-# the others' connections: the writer (one insert in flight), key lookups (gateway/auth.py:
-# two at a time) and reports (one at a time, REPORT_TIMEOUT at most: six concurrent 90-day
-# pages once made a new key's first request wait 5.5 s).
+# Three engines, each with its own connections and timeouts (gateway/db/engine.py), so no user
+# can take another's: `engine` for writes (the metering writer, admin changes, stored
+# responses), `request_path` for key lookups and budget seeds (short timeouts: a hung database
+# must not hold requests), `reports` for usage reports (one at a time, REPORT_TIMEOUT at most:
+# six concurrent 90-day pages on a shared pool once made a new key's first request wait 5.5 s).
 REPORT_SLOTS = 1
-REPORT_TIMEOUT = 15.0
+REPORT_TIMEOUT = REPORTS.command
+# A request-path read (a budget's recorded spend) gives up after this long, waiting included.
+REQUEST_PATH_TIMEOUT = 2.0
 
 
 class ReportTimeout(Exception):
@@ -39,6 +42,8 @@ class UsageStore:
                  engine: AsyncEngine | None = None) -> None:
         self.url = url
         self.engine = engine or create_engine(url)
+        self.request_path = create_engine(url, REQUEST_PATH)
+        self.reports = create_engine(url, REPORTS)
         self._auto_migrate = auto_migrate
         self._prepared = False
         self._lock = asyncio.Lock()
@@ -84,18 +89,21 @@ class UsageStore:
                      ) -> list[dict[str, Any]]:
         """Raises ReportTimeout after `within` seconds, waiting for a slot included."""
         try:
-            async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
+            async with asyncio.timeout(within), self._reports, self.reports.connect() as conn:
                 return await queries.usage_report(conn, group_by, start, end, api, team)
         except TimeoutError:
             raise ReportTimeout(f"the usage report took over {within:g} s") from None
 
     async def spend_since(self, subject: str, since: datetime) -> float:
-        await self.prepare()
-        async with self.engine.connect() as conn:
-            return await queries.spend_since(conn, subject, since)
+        """Raises TimeoutError after REQUEST_PATH_TIMEOUT: a budget's first check waits on it."""
+        async with asyncio.timeout(REQUEST_PATH_TIMEOUT):
+            await self.prepare()
+            async with self.request_path.connect() as conn:
+                return await queries.spend_since(conn, subject, since)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        for engine in (self.engine, self.request_path, self.reports):
+            await engine.dispose()
 
     @asynccontextmanager
     async def report_connection(
@@ -103,7 +111,7 @@ class UsageStore:
         """A connection in the report slot for a reader with several queries (the usage
         page); raises ReportTimeout after `within` seconds, waiting for the slot included."""
         try:
-            async with asyncio.timeout(within), self._reports, self.engine.connect() as conn:
+            async with asyncio.timeout(within), self._reports, self.reports.connect() as conn:
                 yield conn
         except TimeoutError:
             raise ReportTimeout(f"the usage report took over {within:g} s") from None

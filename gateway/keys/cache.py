@@ -8,7 +8,7 @@ by every invalidation, keeps a lookup that raced with a revocation from caching 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.keys.principal import Principal
 
@@ -49,6 +49,14 @@ class PrincipalCache:
         for key_hash in [h for h, e in self._entries.items()
                          if e.principal is not None and e.principal.team == team]:
             del self._entries[key_hash]
+
+    def expire_within(self, ttl: float, not_before: float) -> None:
+        """Every entry falls due `ttl` after its lookup, but not before `not_before`. (No
+        new generation: lookups in flight may still store what they read.)"""
+        for key_hash, entry in self._entries.items():
+            due = max(entry.known_at + ttl, not_before)
+            if due < entry.stale_at:
+                self._entries[key_hash] = replace(entry, stale_at=due)
 
     def clear(self) -> None:
         self.generation += 1

@@ -1,7 +1,8 @@
 """Keys and teams in the database (Postgres or SQLite, the same Core statements on both).
 
-Shares the usage store's engine and its migrations: one database, one schema version. Only
-admin operations and authentication cache misses come here, never a request that is cached.
+Shares the usage store's engines and its migrations: one database, one schema version. Only
+admin operations (its writes engine) and authentication cache misses (its request-path engine,
+with short timeouts) come here, never a request that is cached.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class KeyStore:
     async def lookup(self, key_hash: str) -> tuple[KeyRecord, TeamRecord | None] | None:
         """The key with this hash and its team (revoked keys included: the caller decides)."""
         await self._store.prepare()
-        async with self._store.engine.connect() as conn:
+        async with self._store.request_path.connect() as conn:
             row = (await conn.execute(
                 select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
             if row is None:

@@ -107,13 +107,15 @@ class BudgetTracker:
     async def _spent(self, subject: str, period_id: str, start: datetime) -> float:
         name = _key(subject, period_id)
         if self._link is not None:
-            if self._link.up:
+            if self._link.usable:
                 try:
-                    value = await self._link.client.get(name)
-                    if value is None:
-                        seed = await self._load(subject, start)
-                        await self._link.client.set(name, seed, nx=True, ex=_TTL_SECONDS)
+                    async with self._link.deadline():
                         value = await self._link.client.get(name)
+                    if value is None:
+                        seed = await self._load(subject, start)  # the database, once
+                        async with self._link.deadline():
+                            await self._link.client.set(name, seed, nx=True, ex=_TTL_SECONDS)
+                            value = await self._link.client.get(name)
                     self._seen[name] = float(value or 0.0)
                     return self._seen[name] + self._unsent.get(name, 0.0)
                 except FAILURES as exc:

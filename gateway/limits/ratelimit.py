@@ -10,7 +10,9 @@ budget for the minute is spent refuses new requests until the next minute.
 Without Redis the same rules run in-process. While Redis is down (gateway/limits/redislink.py:
 skipped, never waited on) each process goes on from the counts it last saw there, and lets
 through only its share of what was left: `(limit - seen) / replicas`, the live replicas last
-counted through Redis, so a key gets about its limit across the cluster, not one per process.
+counted through Redis, so a key gets about its limit across the cluster, not one per process. When
+Redis returns, what each process counted meanwhile is added to it (and a Redis restarted
+empty is lifted to at least the counts last seen there), so the minute does not start over.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ for i = 1, #used do out[#out + 1] = used[i] end
 return out
 """
 
+# What a process counted while Redis was away, added back when it returns. KEYS: counters.
+# ARGV: ttl, then per counter: what this process added meanwhile, the least the counter can
+# be (the count last seen there plus that; a Redis restarted empty has lost the rest).
+_RESTORE = """
+for i = 1, #KEYS do
+  local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i])
+  if v < tonumber(ARGV[2 * i + 1]) then redis.call('SET', KEYS[i], ARGV[2 * i + 1]) end
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+end
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -83,10 +97,13 @@ class RateLimiter:
         self._link = RedisLink(redis_url) if isinstance(redis_url, str) else redis_url
         self._admit_script = (self._link.client.register_script(_ADMIT)
                               if self._link is not None else None)
+        self._restore_script = (self._link.client.register_script(_RESTORE)
+                                if self._link is not None else None)
         self._local: dict[str, int] = {}
         self._local_window = -1
         # The last counts Redis reported this window: where local counting starts from.
         self._seen: dict[str, int] = {}
+        self._away = False  # counted in-process since Redis last answered: restore first
 
     async def close(self) -> None:
         if self._link is not None and self._owns_link:
@@ -94,7 +111,7 @@ class RateLimiter:
 
     @property
     def _redis_up(self) -> bool:
-        return self._link is not None and self._link.up
+        return self._link is not None and self._link.usable
 
     async def admit(self, limits: Sequence[Limit]) -> Decision:
         """Admit and count one request against every limit, or refuse it."""
@@ -139,6 +156,7 @@ class RateLimiter:
             except FAILURES as exc:
                 self._link.failed(exc, "charging tokens")
         self._roll_local(window)
+        self._away = True
         for lim in active:
             name = _key(lim, "tok", window)
             self._local[name] = self._local.get(name, self._seen.get(name, 0)) + tokens
@@ -146,16 +164,19 @@ class RateLimiter:
     async def _admit_redis(
         self, limits: list[Limit], window: int
     ) -> tuple[bool, int, int, list[int]] | None:
-        assert self._admit_script is not None
+        assert self._admit_script is not None and self._link is not None
         keys: list[str] = []
         args: list[int] = [2 * WINDOW_SECONDS]
         for lim in limits:
             keys += [_key(lim, "req", window), _key(lim, "tok", window)]
             args += [lim.rpm or 0, lim.tpm or 0]
         try:
-            raw = await self._admit_script(keys=keys, args=args)
+            async with self._link.deadline():
+                self._roll_local(window)
+                if self._away:
+                    await self._restore()
+                raw = await self._admit_script(keys=keys, args=args)
         except FAILURES as exc:
-            assert self._link is not None
             self._link.failed(exc, "checking rate limits")
             return None
         values = [int(v) for v in raw]
@@ -167,10 +188,27 @@ class RateLimiter:
                 self._seen[name] = count
         return bool(values[0]), values[1], values[2], used
 
+    async def _restore(self) -> None:
+        """Redis is back: add what was counted here meanwhile to this window's counters, and
+        lift them to at least the counts last seen (a Redis restarted empty lost them)."""
+        assert self._restore_script is not None
+        names = sorted(set(self._seen) | set(self._local))
+        args: list[int] = [2 * WINDOW_SECONDS]
+        for name in names:
+            seen = self._seen.get(name, 0)
+            counted = self._local.get(name, seen)
+            args += [counted - seen, counted]
+        if names:
+            await self._restore_script(keys=names, args=args)
+        self._seen.update(self._local)
+        self._local.clear()
+        self._away = False
+
     def _admit_local(
         self, limits: list[Limit], window: int
     ) -> tuple[bool, int, int, list[int]]:
         self._roll_local(window)
+        self._away = self._link is not None
         # With Redis away, this process gets its share of what was left when it went.
         share = self._link.replicas if self._link is not None else 1
         used: list[int] = []

@@ -1,11 +1,16 @@
-"""One Redis client for the request path (rate limits, budgets), with its own breaker.
+"""The one Redis client of a process, with its own breaker: rate limits and budgets (on the
+request path), shared breakers and quota cooldowns (gateway/routing/shared.py) and the
+key-change channel (gateway/keys/events.py) all use it.
 
 Before it, each user had its own pool and logged every failure: a hung Redis cost every
 limited request the 0.5 s socket timeout (1 s with a budget) for the whole outage, and
 "Redis unavailable" was logged hundreds of times a second. Now the first failure marks Redis
 down (one warning), callers skip it and count in-process, a background task probes it every
 `probe_interval` seconds and marks it up again (one info line). No request pays a timeout
-while Redis is known to be down.
+while Redis is known to be down, and the request path gives Redis `request_timeout` at most
+(`deadline()`), so the request that finds a hung Redis pays only that. A call that outlasts
+its deadline makes the request path skip Redis (`usable` is false) while one ping, with the
+full `timeout`, tells a hung Redis (down, logged) from a busy one (used again, silently).
 
 While up, every process keeps a heartbeat key (`switchyard:replica:<id>`, expiring) and
 counts the live ones: `replicas` is the last count seen, which is what local limits divide by
@@ -30,10 +35,15 @@ FAILURES = (RedisError, OSError, TimeoutError)
 
 class RedisLink:
     def __init__(self, url: str, *, timeout: float = 0.25, probe_interval: float = 1.0,
-                 heartbeat: float = 1.0, replicas: int | None = None) -> None:
+                 heartbeat: float = 1.0, replicas: int | None = None,
+                 request_timeout: float = 0.03) -> None:
         self.client = redis.from_url(url, socket_timeout=timeout,
                                      socket_connect_timeout=timeout)
         self.up = True
+        self.request_timeout = request_timeout
+        self._checking: asyncio.Task[None] | None = None  # the ping after a missed deadline
+        self._back = asyncio.Event()  # set while up: what waits for Redis waits on it
+        self._back.set()
         self._probe_interval = probe_interval
         self._heartbeat = heartbeat
         self._fixed_replicas = replicas
@@ -47,26 +57,63 @@ class RedisLink:
         """Live gateway processes sharing this Redis (the last count seen, or configured)."""
         return self._fixed_replicas or self._seen_replicas
 
+    @property
+    def usable(self) -> bool:
+        """May a request use Redis now: up, and no missed deadline still being checked."""
+        return self.up and self._checking is None
+
+    def deadline(self) -> asyncio.Timeout:
+        """`async with link.deadline():` around a request-path call: TimeoutError (one of
+        FAILURES) after `request_timeout`."""
+        return asyncio.timeout(self.request_timeout)
+
+    async def wait_up(self) -> None:
+        """Return once Redis is (marked) up."""
+        await self._back.wait()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="redis-link")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._checking):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._checking = None
         if self.up:
             with contextlib.suppress(*FAILURES):
                 await asyncio.wait_for(self.client.delete(_REPLICA_PREFIX + self._id), 0.5)
         await self.client.aclose()
 
     def failed(self, exc: BaseException, what: str) -> None:
-        """A call failed: Redis is down until the probe says otherwise (logged once)."""
+        """A call failed: Redis is down until the probe says otherwise (logged once). A
+        timeout is checked first: a busy Redis (a burst of new connections) is not down."""
+        if isinstance(exc, TimeoutError) and self.up:
+            if self._checking is None:
+                with contextlib.suppress(RuntimeError):  # no loop: counts as down
+                    self._checking = asyncio.get_running_loop().create_task(
+                        self._check(what), name="redis-check")
+                    return
+            else:
+                return
+        self._down(exc, what)
+
+    async def _check(self, what: str) -> None:
+        try:
+            await self.client.ping()  # with the full socket timeout
+        except FAILURES as exc:
+            self._down(exc, what)
+        finally:
+            self._checking = None
+
+    def _down(self, exc: BaseException, what: str) -> None:
         if self.up:
             log.warning("Redis unavailable (%s while %s): rate limits and budgets count "
-                        "in-process until it returns", type(exc).__name__, what)
+                        "in-process, breakers stay local and cached keys live 1 s until it "
+                        "returns", type(exc).__name__, what)
         self.up = False
+        self._back.clear()
         self._went_down.set()
         if self._task is None:  # a link nobody started (tests, tools): it must still recover
             with contextlib.suppress(RuntimeError):
@@ -89,7 +136,9 @@ class RedisLink:
             return
         self.up = True
         self._went_down.clear()
-        log.info("Redis is back: rate limits and budgets are shared again")
+        self._back.set()
+        log.info("Redis is back: rate limits, budgets, breakers and key changes are shared "
+                 "again")
 
     async def _beat(self) -> None:
         try:

@@ -6,8 +6,10 @@ atomic Lua script per target merges them into the cluster's breaker (consecutive
 a bucketed failure-ratio window, open/closed, Retry-After cooldown), and pulls back the state of
 every target. The single half-open probe is claimed cluster-wide with `SET NX PX`.
 
-Redis down or slow: the process carries on with its in-process board, logs once, and resyncs
-when Redis answers again. A request never fails because of Redis.
+It talks to Redis through the process's one link (gateway/limits/redislink.py): while the link
+has Redis down, syncs are skipped and the process carries on with its in-process board (the
+link logs once when Redis goes and once when it returns), and resyncs when it is back. A
+request never fails or waits because of Redis.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
+from gateway.limits.redislink import FAILURES, RedisLink
 from gateway.routing.health import HealthBoard
 
 log = logging.getLogger("gateway.health")
@@ -88,13 +88,15 @@ class SharedHealth:
     """Keeps a `HealthBoard` in agreement with the cluster's breakers in Redis."""
 
     def __init__(
-        self, board: HealthBoard, url: str, keys: Iterable[str], interval: float = 0.25
+        self, board: HealthBoard, link: str | RedisLink, keys: Iterable[str],
+        interval: float = 0.25
     ) -> None:
         self._board = board
         self._keys = sorted(set(keys))
         self._interval = interval
-        self._redis = redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._merge = self._redis.register_script(_MERGE)
+        self._owns_link = isinstance(link, str)  # a URL: tests and tools
+        self._link = RedisLink(link) if isinstance(link, str) else link
+        self._merge = self._link.client.register_script(_MERGE)
         self._task: asyncio.Task[None] | None = None
         self.connected: bool | None = None  # None until the first sync
         board.probe_gate = self._claim_probe
@@ -108,7 +110,8 @@ class SharedHealth:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.sync()
-        await self._redis.aclose()
+        if self._owns_link:
+            await self._link.close()
 
     async def _run(self) -> None:
         while True:
@@ -118,8 +121,12 @@ class SharedHealth:
     async def sync(self) -> None:
         """Push local outcomes, pull the cluster's state. Never raises."""
         deltas = self._board.drain_deltas()
+        if not self._link.up:  # known down: skipped, the link's probe watches for its return
+            self.connected = False
+            return
         config = self._board.config
         now = self._board_clock()
+        redis = self._link.client
         try:
             for key, d in deltas.items():
                 state, opened, cooled = await self._merge(
@@ -130,18 +137,14 @@ class SharedHealth:
                           config.cooldown],
                 )
                 self._board.adopt(key, _text(state), float(opened), float(cooled))
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with redis.pipeline(transaction=False) as pipe:
                 for key in self._keys:
                     pipe.hmget(_PREFIX + key, "state", "opened_until", "cooldown_until")
                 rows = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            if self.connected is not False:
-                log.warning("Redis unavailable for shared breakers, using in-process state: %s",
-                            type(exc).__name__)
+        except FAILURES as exc:
+            self._link.failed(exc, "syncing shared breakers")  # logged once, by the link
             self.connected = False
             return
-        if self.connected is not True:
-            log.info("shared breakers connected to Redis")
         self.connected = True
         for key, (state, opened, cooled) in zip(self._keys, rows, strict=True):
             if state is not None:
@@ -149,11 +152,14 @@ class SharedHealth:
 
     async def _claim_probe(self, key: str, ttl: float) -> bool:
         """One probe per cluster: the first process to SET NX wins; Redis down: allow."""
+        if not self._link.usable:
+            return True
         try:
-            won = await self._redis.set(
-                _PREFIX + key + ":probe", "1", nx=True, px=max(1, int(ttl * 1000))
-            )
-        except (RedisError, OSError):
+            async with self._link.deadline():  # a request waits on this
+                won = await self._link.client.set(
+                    _PREFIX + key + ":probe", "1", nx=True, px=max(1, int(ttl * 1000)))
+        except FAILURES as exc:
+            self._link.failed(exc, "claiming a breaker probe")
             return True
         return bool(won)
 

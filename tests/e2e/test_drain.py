@@ -130,3 +130,48 @@ def test_sigterm_drains_then_cuts_streams_with_an_error_event(
     expected[short_id] = [("ok", None)]
     expected[refused_id] = [("refused", "shutting_down")]
     assert by_id == expected
+
+
+def test_sigint_drains_like_sigterm_and_local_answers_are_refused_too(
+    tmp_path: Path, upstreams: Upstreams, pg_url: str
+) -> None:
+    """Ctrl-C on `gateway serve` (SIGINT) drains as SIGTERM does, and during the drain the
+    requests the gateway answers itself (count_tokens, /api/show, /v1/models) get the same
+    refusal, Retry-After and `Connection: close` as calls do."""
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=300)  # ~2 s: finishes inside the drain
+    proc, url = start_gateway(
+        tmp_path, upstreams, pg_url,
+        "shutdown: {drain_seconds: 10, cut_grace: 2, retry_after: 7}\n"
+        f"metering: {{flush_interval: 0.05, spool_path: {tmp_path / 'spool'}}}\n")
+    lines: list[str] = []
+    started = threading.Event()
+
+    def stream() -> None:
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body(True),
+                          timeout=30) as response:
+            for line in response.iter_lines():
+                started.set()
+                if line:
+                    lines.append(line)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    assert started.wait(20)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still draining
+    assert httpx.get(url + "/readyz", timeout=5).status_code == 503
+    local = [
+        httpx.post(url + "/v1/messages/count_tokens", timeout=5, json={
+            "model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}),
+        httpx.post(url + "/api/show", timeout=5, json={"model": "deepseek-v4-flash"}),
+        httpx.get(url + "/v1/models", timeout=5),
+    ]
+    # (Anthropic's API says "overloaded" with a 529; the others 503.)
+    assert [r.status_code for r in local] == [529, 503, 503], [r.text for r in local]
+    for response in local:
+        assert response.headers["retry-after"] == "7"
+        assert response.headers["connection"] == "close"
+    thread.join(30)
+    assert lines[-1] == "data: [DONE]", lines[-3:]  # the call in flight finished
+    assert proc.wait(20) is not None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.auth import TTL_LOCAL, KeyAuthenticator
+from gateway.auth import REFRESH_AHEAD, REVALIDATE_WAIT, TTL_LOCAL, KeyAuthenticator
 from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from gateway.keys import tokens
 from gateway.keys.principal import MASTER, Budget
@@ -183,7 +183,7 @@ async def test_a_hung_database_does_not_hold_a_known_key() -> None:
     """Stale-while-revalidate: past its TTL a known key waits at most REVALIDATE_WAIT for the
     re-lookup, then is served as last known while the lookup goes on; a healthy database
     answers inside the wait, so a revocation is still seen."""
-    from gateway.auth import REVALIDATE_WAIT, STALE_MAX
+    from gateway.auth import STALE_MAX
 
     auth, store, clock = make()
     raw = store.add()
@@ -202,6 +202,38 @@ async def test_a_hung_database_does_not_hold_a_known_key() -> None:
     assert info.value.code == "auth_unavailable"
 
 
+async def test_once_the_database_is_known_slow_known_keys_do_not_wait_at_all() -> None:
+    """The first re-lookup to outlast REVALIDATE_WAIT marks the database slow: every other
+    known key due for its re-lookup is then served at once (no 0.1 s each, again and again,
+    for the whole outage); the first lookup to succeed makes requests wait for them again."""
+
+    auth, store, clock = make()
+    first, second = store.add(), store.add()
+    await auth.authenticate(bearer(first), None, None)
+    await auth.authenticate(bearer(second), None, None)
+    store.delay = 30  # hung
+    clock.now += TTL_LOCAL + 1
+    loop = asyncio.get_running_loop()
+    await auth.authenticate(bearer(first), None, None)  # waits REVALIDATE_WAIT, once
+    began = loop.time()
+    for _ in range(5):
+        await auth.authenticate(bearer(second), None, None)
+    assert loop.time() - began < REVALIDATE_WAIT / 2
+    await asyncio.sleep(0.01)
+    assert store.lookups == 4  # each key's re-lookup started, in the background
+
+    for task in list(auth._pending.values()):  # the hung lookups give up
+        task.cancel()
+    await asyncio.sleep(0)
+    store.delay = 0.01  # back: the next lookup succeeds, and revocations are waited for
+    record, team = store.keys[tokens.hash_key(first)]
+    store.keys[record.key_hash] = (replace(record, revoked_at=datetime.now(UTC)), team)
+    await auth.authenticate(bearer(store.add()), None, None)
+    clock.now += TTL_LOCAL + 1
+    with pytest.raises(AuthenticationFailed):
+        await auth.authenticate(bearer(first), None, None)
+
+
 async def test_a_revocation_is_seen_when_the_database_answers_in_time() -> None:
     auth, store, clock = make()
     raw = store.add()
@@ -216,27 +248,77 @@ async def test_a_revocation_is_seen_when_the_database_answers_in_time() -> None:
 
 async def test_a_lost_revocation_channel_shortens_what_is_already_cached() -> None:
     """Keys cached for 30 s while revocations arrived through Redis are re-checked within
-    TTL_LOCAL of their lookup once the channel is lost, or once Redis is known to hang."""
+    TTL_LOCAL of their lookup (after a grace of TTL_LOCAL / 2, refreshed in the background
+    meanwhile) once the channel is lost, or once Redis is known to hang."""
     from types import SimpleNamespace
 
+    from gateway.auth import _GRACE
+
     auth, store, clock = make()
-    events = SimpleNamespace(live=True)
+    events = SimpleNamespace(live=True, link=SimpleNamespace(up=True))
     auth.events = events  # type: ignore[assignment]
     raw = store.add()
     await auth.authenticate(bearer(raw), None, None)
     clock.now += TTL_LOCAL + 0.5
     await auth.authenticate(bearer(raw), None, None)
+    await asyncio.sleep(0.01)
     assert store.lookups == 1  # revocations are live: the 30 s entry stands
     events.live = False
-    await auth.authenticate(bearer(raw), None, None)
+    await auth.authenticate(bearer(raw), None, None)  # served, and refreshed meanwhile
+    await asyncio.sleep(0.01)
     assert store.lookups == 2
+    clock.now += TTL_LOCAL * REFRESH_AHEAD + 0.01  # half its (1 s) life: refreshed ahead
+    await auth.authenticate(bearer(raw), None, None)
+    await asyncio.sleep(0.01)
+    assert store.lookups == 3
     events.live = True
-    clock.now += TTL_LOCAL + 0.5
-    await auth.authenticate(bearer(raw), None, None)  # looked up again, cached for 30 s
-    assert store.lookups == 3
-    clock.now += TTL_LOCAL + 0.5
-    await auth.authenticate(bearer(raw), None, None)
-    assert store.lookups == 3
-    auth.redis_up = lambda: False  # the subscription looks alive, but Redis hangs
-    await auth.authenticate(bearer(raw), None, None)
+    clock.now += TTL_LOCAL * REFRESH_AHEAD + 0.01
+    await auth.authenticate(bearer(raw), None, None)  # refreshed: cached for 30 s
+    await asyncio.sleep(0.01)
     assert store.lookups == 4
+    clock.now += TTL_LOCAL + 0.5
+    await auth.authenticate(bearer(raw), None, None)
+    await asyncio.sleep(0.01)
+    assert store.lookups == 4
+    events.link.up = False  # the subscription looks alive, but the link saw Redis hang
+    store.delay = 30  # and nothing waits for the refresh it starts
+    began = asyncio.get_running_loop().time()
+    await auth.authenticate(bearer(raw), None, None)
+    assert asyncio.get_running_loop().time() - began < 0.05
+    await asyncio.sleep(0.01)
+    assert store.lookups == 5
+    clock.now += _GRACE + 0.01  # past the grace and its lookup still hung: due, and the
+    began = asyncio.get_running_loop().time()  # request waits REVALIDATE_WAIT at most
+    await auth.authenticate(bearer(raw), None, None)
+    assert asyncio.get_running_loop().time() - began < 2 * REVALIDATE_WAIT
+    for task in list(auth._pending.values()):
+        task.cancel()
+
+
+async def test_a_revocation_lands_within_ttl_local_and_grace_while_the_channel_is_down(
+) -> None:
+    """Redis away: a key in use is refreshed in the background every TTL_LOCAL / 2, so a
+    revocation is refused within about that, and no request waits for a lookup."""
+    from types import SimpleNamespace
+
+    auth, store, clock = make()
+    events = SimpleNamespace(live=False, link=SimpleNamespace(up=False))
+    auth.events = events  # type: ignore[assignment]
+    raw = store.add()
+    await auth.authenticate(bearer(raw), None, None)
+    record, team = store.keys[tokens.hash_key(raw)]
+    store.keys[record.key_hash] = (replace(record, revoked_at=datetime.now(UTC)), team)
+    store.delay = 0.01
+    loop = asyncio.get_running_loop()
+    refused_at = None
+    for step in range(40):  # a request every 50 ms of the (fake) clock
+        clock.now += 0.05
+        began = loop.time()
+        try:
+            await auth.authenticate(bearer(raw), None, None)
+        except AuthenticationFailed:
+            refused_at = step * 0.05
+            break
+        assert loop.time() - began < 0.005  # served from the cache, never waiting
+        await asyncio.sleep(0.02)  # the background refresh completes
+    assert refused_at is not None and refused_at <= TTL_LOCAL

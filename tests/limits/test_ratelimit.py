@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.limits.ratelimit import Limit, RateLimiter
+from gateway.limits.redislink import RedisLink
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -33,10 +34,14 @@ async def limiter_pair(request: pytest.FixtureRequest) -> AsyncIterator[LimiterP
         one = RateLimiter(None, clock=clock)
         yield one, one, clock
         return
-    a, b = RateLimiter(REDIS_URL, clock=clock), RateLimiter(REDIS_URL, clock=clock)
+    # Exact counting through a healthy Redis: a generous request deadline, so a loaded test
+    # machine opening 25 connections at once does not send some decisions in-process (the
+    # deadline's fallback is tests/limits/test_redis_faults.py's).
+    links = [RedisLink(REDIS_URL, request_timeout=2.0) for _ in range(2)]
+    a, b = RateLimiter(links[0], clock=clock), RateLimiter(links[1], clock=clock)
     yield a, b, clock
-    await a.close()
-    await b.close()
+    for link in links:
+        await link.close()
 
 
 def subject() -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -22,10 +21,11 @@ from gateway.keys.principal import Budget
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import Limit, RateLimiter
 from gateway.limits.redislink import RedisLink
+from tests.frozen import Freezable
 from tests.limits.test_ratelimit import Clock
 
 
-class OwnRedis:
+class OwnRedis(Freezable):
     def __init__(self) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -52,13 +52,6 @@ class OwnRedis:
             self.proc.wait(5)
             self.proc = None
 
-    def freeze(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -100,8 +93,14 @@ async def test_a_hung_redis_costs_one_timeout_then_nothing(
     for _ in range(50):
         began = time.monotonic()
         assert (await limiter.admit([limit])).allowed
-        slow += time.monotonic() - began > 0.05
-    assert slow == 1  # only the request that found it down waited
+        elapsed = time.monotonic() - began
+        assert elapsed < link.request_timeout + 0.02  # never the 0.2 s socket timeout
+        slow += elapsed > link.request_timeout / 2
+    assert slow == 1  # only the request that found it hung waited, its deadline at most
+    for _ in range(100):  # the check (one ping, the full timeout) finds it down
+        if not link.up:
+            break
+        await asyncio.sleep(0.01)
     assert not link.up
     own_redis.thaw()
     await wait_until_up(link)
@@ -171,4 +170,50 @@ async def test_budget_spend_goes_on_from_redis_and_catches_up_when_it_returns(
     now = datetime.now(UTC)
     raw = await link.client.get(f"switchyard:spend:{budget.subject}:{now:%Y-%m-%d}")
     assert float(raw) == pytest.approx(1.2)
+    await link.close()
+
+
+async def test_counts_made_while_redis_was_away_go_back_into_it(own_redis: OwnRedis) -> None:
+    """Redis dies and comes back empty (no persistence): the minute does not start over. Each
+    process adds what it admitted meanwhile on top of the count it last saw there."""
+    clock = Clock()
+    links = [RedisLink(own_redis.url, timeout=0.2, probe_interval=0.05, replicas=2)
+             for _ in range(2)]
+    a, b = RateLimiter(links[0], clock=clock), RateLimiter(links[1], clock=clock)
+    limit = Limit(subject(), rpm=100)
+    for i in range(40):
+        assert (await (a if i % 2 else b).admit([limit])).allowed
+    own_redis.stop()
+    away = [sum([(await limiter.admit([limit])).allowed for _ in range(10)])
+            for limiter in (a, b)]
+    assert away == [10, 10]
+    own_redis.start()  # empty
+    for link in links:
+        await wait_until_up(link)
+    assert (await a.admit([limit])).allowed
+    assert (await b.admit([limit])).allowed
+    window = int(clock.now // 60)
+    counted = int(await links[0].client.get(f"switchyard:rl:{limit.subject}:req:{window}") or 0)
+    assert counted == 40 + 20 + 2
+    admitted = sum([(await (a if i % 2 else b).admit([limit])).allowed for i in range(100)])
+    assert 62 + admitted == 100  # the rest of the minute's limit, no more
+    for link in links:
+        await link.close()
+
+
+async def test_a_limit_spent_before_redis_died_stays_spent_when_it_returns_empty(
+    own_redis: OwnRedis
+) -> None:
+    """Nothing admitted while it was away (the limit was reached), yet the counts last seen
+    go back: a Redis restarted empty does not hand out the minute's limit again."""
+    clock = Clock()
+    link = RedisLink(own_redis.url, timeout=0.2, probe_interval=0.05)
+    limiter = RateLimiter(link, clock=clock)
+    limit = Limit(subject(), rpm=10)
+    assert sum([(await limiter.admit([limit])).allowed for _ in range(15)]) == 10
+    own_redis.stop()
+    assert not (await limiter.admit([limit])).allowed
+    own_redis.start()
+    await wait_until_up(link)
+    assert sum([(await limiter.admit([limit])).allowed for _ in range(15)]) == 0
     await link.close()
