@@ -2175,7 +2175,7 @@ def compare_verdicts(rows: list[Row], opts: Options) -> list[str]:
             f"**{cmp.quotient:.3f}** (bar >= {REGRESSION_BAR}): **{verdict}**; "
             f"{cmp.conclusive()}"
         )
-    if opts.before == opts.after:
+    if opts.before == opts.after and side_env("before") == side_env("after"):
         lines.append(
             "- before and after are the same checkout: both sides ran identical code, so every "
             "ratio's distance from 1.000 is this box's noise, not a change"
