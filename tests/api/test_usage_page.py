@@ -11,7 +11,7 @@ import pytest
 from gateway.api.usage_page import views
 from gateway.api.usage_page.chart import nice_step, spend_chart
 from gateway.api.usage_page.csv_export import to_csv
-from gateway.api.usage_page.format import tick_money
+from gateway.api.usage_page.format import money, tick_money
 from gateway.api.usage_page.load import cursor
 from gateway.api.usage_page.period import Period, parse_period
 
@@ -66,6 +66,12 @@ def test_ticks_are_round(top: float, step: float) -> None:
 def test_tick_labels_have_no_exponent() -> None:
     assert tick_money(0.000075, 0.000025) == "$0.000075"
     assert tick_money(1500, 500) == "$1,500" and tick_money(0, 1) == "$0"
+
+
+def test_money_keeps_digits_for_fractions_of_a_cent_and_none_for_nothing() -> None:
+    assert money(0) == "$0"
+    assert money(0.0000123) == "$0.000012"
+    assert money(0.5) == "$0.5000" and money(1234.5) == "$1,234.50"
 
 
 def traffic_row(bucket: date, provider: str, model: str, cost: float, requests: int = 1,

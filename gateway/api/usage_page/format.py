@@ -12,6 +12,8 @@ DASH = "—"
 
 def money(usd: float) -> str:
     """Dollars: LLM calls often cost fractions of a cent, so small sums keep more digits."""
+    if usd == 0:
+        return "$0"
     if usd >= 1:
         return f"${usd:,.2f}"
     if usd >= 0.01:
