@@ -183,6 +183,22 @@ class HealthBoard:
         deltas, self._deltas = self._deltas, {}
         return deltas
 
+    def restore_deltas(self, unsent: dict[str, Delta]) -> None:
+        """Put back outcomes a sync could not push, under those recorded since, so a Redis
+        hiccup loses no failure (the other replicas would never hear of it)."""
+        for key, old in unsent.items():
+            new = self._deltas.get(key)
+            if new is None:
+                self._deltas[key] = old
+                continue
+            new.ok += old.ok
+            new.failed += old.failed
+            if not new.had_success:  # the failures since continue the older run
+                new.trailing_failures += old.trailing_failures
+            new.had_success = new.had_success or old.had_success
+            new.cooldown_until = max(new.cooldown_until, old.cooldown_until)
+            new.trip_until = max(new.trip_until, old.trip_until)
+
     def adopt(self, key: str, state: str, opened_until: float, cooldown_until: float) -> None:
         """Take the cluster's view of a breaker (from Redis) over our own."""
         shared = BreakerState(state)

@@ -120,15 +120,15 @@ class SharedHealth:
 
     async def sync(self) -> None:
         """Push local outcomes, pull the cluster's state. Never raises."""
-        deltas = self._board.drain_deltas()
         if not self._link.up:  # known down: skipped, the link's probe watches for its return
-            self.connected = False
+            self.connected = False  # outcomes stay on the board until Redis is back
             return
+        deltas = self._board.drain_deltas()
         config = self._board.config
         now = self._board_clock()
         redis = self._link.client
         try:
-            for key, d in deltas.items():
+            for key, d in list(deltas.items()):
                 state, opened, cooled = await self._merge(
                     keys=[_PREFIX + key, _PREFIX + key + ":window"],
                     args=[now, d.ok, d.failed, d.trailing_failures, int(d.had_success),
@@ -136,12 +136,14 @@ class SharedHealth:
                           config.failure_ratio, config.window, config.min_requests,
                           config.cooldown],
                 )
+                del deltas[key]  # pushed
                 self._board.adopt(key, _text(state), float(opened), float(cooled))
             async with redis.pipeline(transaction=False) as pipe:
                 for key in self._keys:
                     pipe.hmget(_PREFIX + key, "state", "opened_until", "cooldown_until")
                 rows = await pipe.execute()
         except FAILURES as exc:
+            self._board.restore_deltas(deltas)  # what was not pushed goes next time
             self._link.failed(exc, "syncing shared breakers")  # logged once, by the link
             self.connected = False
             return

@@ -137,6 +137,36 @@ async def test_without_redis_sync_never_raises_and_the_board_works_in_process(
     assert shared.connected is False
 
 
+async def test_outcomes_a_failed_sync_could_not_push_are_pushed_by_the_next(
+    key: str, pair: tuple[HealthBoard, SharedHealth, HealthBoard, SharedHealth, FakeClock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis hiccup (a timeout on a loaded box) must not lose the failures that opened a
+    breaker: the other replica would never hear of them."""
+    board_a, shared_a, board_b, shared_b, _ = pair
+    merge = shared_a._merge
+    calls = 0
+
+    async def flaky_merge(**kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return await merge(**kwargs)
+
+    monkeypatch.setattr(shared_a, "_merge", flaky_merge)
+    for _ in range(3):
+        board_a.record_failure(key)
+    await shared_a.sync()  # the push times out
+    assert shared_a.connected is False
+    await shared_a._link.wait_up()  # Redis answers pings: the link is back at once
+    board_a.record_failure(key)  # outcomes meanwhile fold into the kept ones
+    await shared_a.sync()
+    await shared_b.sync()
+    assert calls == 2
+    assert board_b.state(key) is BreakerState.OPEN
+
+
 async def test_a_local_trip_stays_on_its_own_board(
     key: str, pair: tuple[HealthBoard, SharedHealth, HealthBoard, SharedHealth, FakeClock]
 ) -> None:
