@@ -131,6 +131,11 @@ DAILY_SQL = (  # what migration 0007 and the writer keep: usage_hourly summed pe
     + ", ".join(f"sum({name})" for name in _SUMMED.split(", "))
     + f" FROM usage_hourly GROUP BY 1, {_DIMS}")
 
+LATENCY_DAILY_SQL = (  # migration 0008's backfill
+    "INSERT INTO usage_latency_daily (day, provider, model, api, metric, bucket, count) "
+    "SELECT CAST(timezone('UTC', hour) AS date), provider, model, api, metric, bucket, "
+    "sum(count) FROM usage_latency_hourly GROUP BY 1, 2, 3, 4, 5, 6")
+
 
 def server_url(url: str, database: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
@@ -189,6 +194,7 @@ async def generate(url: str, rows: int, days: int) -> None:
         await conn.execute(ROLLUP_SQL, at, at + timedelta(days=1), *rates)
         await conn.execute(LATENCY_SQL, at, at + timedelta(days=1))
     await conn.execute(DAILY_SQL)
+    await conn.execute(LATENCY_DAILY_SQL)
     rollups = time.perf_counter() - started
     await conn.execute("VACUUM ANALYZE usage_daily")
     await conn.execute("VACUUM ANALYZE usage_hourly")
