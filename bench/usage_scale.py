@@ -391,7 +391,7 @@ async def explain(db_url: str) -> None:
 
 async def writer_rate(db_url: str, rows: int = 100_000) -> None:
     """The metering writer into the 20M-row table (bench/writer.py's loop, rollups on)."""
-    from bench.writer import event
+    from bench.writer import drive
     from gateway.db.store import UsageStore
     from gateway.metering.spool import Spool
     from gateway.metering.writer import MeteringWriter
@@ -399,15 +399,7 @@ async def writer_rate(db_url: str, rows: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as spool_dir:
         writer = MeteringWriter(UsageStore(async_url(db_url, "unused")), Spool(spool_dir),
                                 PriceBook.load(), flush_interval=0.05, queue_size=200_000)
-        await writer.start()
-        events = [event(i) for i in range(rows)]
-        started = time.perf_counter()
-        for i, ev in enumerate(events):
-            writer.record(ev)
-            if i % 1000 == 999:
-                await asyncio.sleep(0)
-        assert await writer.flush(within=600)
-        elapsed = time.perf_counter() - started
+        elapsed = await drive(writer, rows)
         await writer.close()
     log(f"writer into the big table, rollups on: {rows:,} rows in {elapsed:.1f} s = "
         f"{rows / elapsed:,.0f} rows/s")
