@@ -131,6 +131,11 @@ DAILY_SQL = (  # what migration 0007 and the writer keep: usage_hourly summed pe
     + ", ".join(f"sum({name})" for name in _SUMMED.split(", "))
     + f" FROM usage_hourly GROUP BY 1, {_DIMS}")
 
+LATENCY_DAILY_SQL = (  # migration 0008's backfill
+    "INSERT INTO usage_latency_daily (day, provider, model, api, metric, bucket, count) "
+    "SELECT CAST(timezone('UTC', hour) AS date), provider, model, api, metric, bucket, "
+    "sum(count) FROM usage_latency_hourly GROUP BY 1, 2, 3, 4, 5, 6")
+
 
 def server_url(url: str, database: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
@@ -189,6 +194,7 @@ async def generate(url: str, rows: int, days: int) -> None:
         await conn.execute(ROLLUP_SQL, at, at + timedelta(days=1), *rates)
         await conn.execute(LATENCY_SQL, at, at + timedelta(days=1))
     await conn.execute(DAILY_SQL)
+    await conn.execute(LATENCY_DAILY_SQL)
     rollups = time.perf_counter() - started
     await conn.execute("VACUUM ANALYZE usage_daily")
     await conn.execute("VACUUM ANALYZE usage_hourly")
@@ -385,7 +391,7 @@ async def explain(db_url: str) -> None:
 
 async def writer_rate(db_url: str, rows: int = 100_000) -> None:
     """The metering writer into the 20M-row table (bench/writer.py's loop, rollups on)."""
-    from bench.writer import event
+    from bench.writer import drive
     from gateway.db.store import UsageStore
     from gateway.metering.spool import Spool
     from gateway.metering.writer import MeteringWriter
@@ -393,15 +399,7 @@ async def writer_rate(db_url: str, rows: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as spool_dir:
         writer = MeteringWriter(UsageStore(async_url(db_url, "unused")), Spool(spool_dir),
                                 PriceBook.load(), flush_interval=0.05, queue_size=200_000)
-        await writer.start()
-        events = [event(i) for i in range(rows)]
-        started = time.perf_counter()
-        for i, ev in enumerate(events):
-            writer.record(ev)
-            if i % 1000 == 999:
-                await asyncio.sleep(0)
-        assert await writer.flush(within=600)
-        elapsed = time.perf_counter() - started
+        elapsed = await drive(writer, rows)
         await writer.close()
     log(f"writer into the big table, rollups on: {rows:,} rows in {elapsed:.1f} s = "
         f"{rows / elapsed:,.0f} rows/s")

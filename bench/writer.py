@@ -43,6 +43,21 @@ def event(i: int) -> UsageEvent:
     )
 
 
+async def drive(writer: MeteringWriter, rows: int) -> float:
+    """Start the writer, record `rows` events, wait until all are stored: the seconds taken
+    from the first `record()` on."""
+    await writer.start()
+    events = [event(i) for i in range(rows)]
+    started = time.perf_counter()
+    for i, ev in enumerate(events):
+        writer.record(ev)
+        if i % 1000 == 999:
+            await asyncio.sleep(0)  # let the writer run, as a busy gateway would
+    if not await writer.flush(within=600):
+        raise SystemExit("the writer did not drain in 600 s")
+    return time.perf_counter() - started
+
+
 async def run(server: str, rows: int, batch_size: int, queue_size: int) -> float:
     name = f"switchyard_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server)
@@ -53,16 +68,7 @@ async def run(server: str, rows: int, batch_size: int, queue_size: int) -> float
             writer = MeteringWriter(UsageStore(url), Spool(spool_dir), PriceBook.load(),
                                     batch_size=batch_size, flush_interval=0.05,
                                     queue_size=queue_size)
-            await writer.start()
-            events = [event(i) for i in range(rows)]
-            started = time.perf_counter()
-            for i, ev in enumerate(events):
-                writer.record(ev)
-                if i % 1000 == 999:
-                    await asyncio.sleep(0)  # let the writer run, as a busy gateway would
-            if not await writer.flush(within=600):
-                raise SystemExit("the writer did not drain in 600 s")
-            elapsed = time.perf_counter() - started
+            elapsed = await drive(writer, rows)
             spilled = writer.rows_stored
             await writer.close()
         conn = await asyncpg.connect(server.rsplit("/", 1)[0] + "/" + name)

@@ -180,7 +180,7 @@ def rollup_rebuild(
     start: Annotated[str | None, typer.Option(
         "--from", help="Only hours from this ISO date or datetime (UTC) on.")] = None,
 ) -> None:
-    """Recompute the hourly rollups from the raw usage rows, a day per transaction
+    """Recompute the hourly rollups from the raw usage rows, six hours per transaction
     (idempotent; safe while the gateway writes). Hours whose raw rows retention has pruned
     keep their rollups."""
     from gateway.api.admin import parse_time

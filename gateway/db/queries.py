@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     Select,
     Subquery,
+    Table,
     and_,
     case,
     cast,
@@ -33,6 +34,8 @@ from gateway.db.tables import (
     usage,
     usage_daily,
     usage_hourly,
+    usage_latency_daily,
+    usage_latency_hourly,
 )
 
 GroupBy = Literal["model", "provider", "key", "team", "day", "api", "thinking", "status"]
@@ -112,42 +115,54 @@ def day_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
 _ROLLUP_FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
 
 
-def rollup_rows(dialect: str, start: datetime | None,
-                 end: datetime | None) -> Subquery:
+def rollup_rows(dialect: str, start: datetime | None, end: datetime | None) -> Subquery:
     """The rollup rows covering [start, end) taken to the hour: whole UTC days from
     usage_daily, the hours at either edge from usage_hourly (so a 90-day report reads about
     90 x groups rows, not 2,160 x groups). Columns: day, the dimensions, every sum."""
-    h, d = usage_hourly.c, usage_daily.c
+    d, h = usage_daily.c, usage_hourly.c
+    names = (*ROLLUP_DIMENSIONS, *_ROLLUP_FIELDS)
+    return _covering(start, end, usage_daily, usage_hourly,
+                     select(d.day.label("day"), *(d[name] for name in names)),
+                     select(day_of(h.hour, dialect).label("day"), *(h[name] for name in names)),
+                     "rollup")
+
+
+def latency_rows(dialect: str, start: datetime | None, end: datetime | None) -> Subquery:
+    """The latency histogram rows covering [start, end), split like `rollup_rows`: whole days
+    from usage_latency_daily, edge hours from usage_latency_hourly. Columns: day, provider,
+    model, api, metric, bucket, count (percentiles: gateway.metering.buckets.percentile)."""
+    d, h = usage_latency_daily.c, usage_latency_hourly.c
+    names = ("provider", "model", "api", "metric", "bucket", "count")
+    return _covering(start, end, usage_latency_daily, usage_latency_hourly,
+                     select(d.day.label("day"), *(d[name] for name in names)),
+                     select(day_of(h.hour, dialect).label("day"), *(h[name] for name in names)),
+                     "latency")
+
+
+def _covering(start: datetime | None, end: datetime | None, daily_table: Table,
+              hourly_table: Table, daily: Select[Any], hourly: Select[Any],
+              name: str) -> Subquery:
+    hour, day = hourly_table.c.hour, daily_table.c.day
     low = floor_hour(start) if start is not None else None
     high = ceil_hour(end) if end is not None else None
     first_day = _ceil_day(low) if low is not None else None
     end_day = _floor_day(high) if high is not None else None
     if first_day is not None and end_day is not None and first_day >= end_day:
-        hourly = _hourly_part(dialect)
         if low is not None:
-            hourly = hourly.where(h.hour >= low)
+            hourly = hourly.where(hour >= low)
         if high is not None:
-            hourly = hourly.where(h.hour < high)
-        return hourly.subquery("rollup")
-    daily = select(d.day.label("day"), *(d[name] for name in ROLLUP_DIMENSIONS),
-                   *(d[name] for name in _ROLLUP_FIELDS))
+            hourly = hourly.where(hour < high)
+        return hourly.subquery(name)
     edges = []
     if first_day is not None and low is not None:
-        daily = daily.where(d.day >= first_day.date())
-        edges.append(and_(h.hour >= low, h.hour < first_day))
+        daily = daily.where(day >= first_day.date())
+        edges.append(and_(hour >= low, hour < first_day))
     if end_day is not None and high is not None:
-        daily = daily.where(d.day < end_day.date())
-        edges.append(and_(h.hour >= end_day, h.hour < high))
+        daily = daily.where(day < end_day.date())
+        edges.append(and_(hour >= end_day, hour < high))
     if not edges:
-        return daily.subquery("rollup")
-    return union_all(daily, _hourly_part(dialect).where(or_(*edges))).subquery("rollup")
-
-
-def _hourly_part(dialect: str) -> Select[Any]:
-    h = usage_hourly.c
-    return select(day_of(h.hour, dialect).label("day"),
-                  *(h[name] for name in ROLLUP_DIMENSIONS),
-                  *(h[name] for name in _ROLLUP_FIELDS))
+        return daily.subquery(name)
+    return union_all(daily, hourly.where(or_(*edges))).subquery(name)
 
 
 def _floor_day(at: datetime) -> datetime:

@@ -132,7 +132,7 @@ class MeteringWriter:
 
     async def _backfill_rollups(self) -> None:
         """A database upgraded from before the rollups (revision 0006) has raw rows and no
-        rollups: rebuild them in the background, a day per transaction, while rows are
+        rollups: rebuild them in the background, six hours per transaction, while rows are
         written. If the process stops half-way, `gateway rollup rebuild` finishes the job."""
         try:
             if await rollups.backfill_needed(self.store.engine):

@@ -15,6 +15,11 @@ import pytest
 SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+# Every usage table: raw rows and their rollups.
+EMPTY_USAGE = ("TRUNCATE usage, usage_hourly, usage_daily, usage_latency_hourly, "
+               "usage_latency_daily")
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -76,5 +81,5 @@ def pg_database() -> Iterator[tuple[str, str]]:
 def pg_url(pg_database: tuple[str, str]) -> str:
     """The session's database, emptied for this test."""
     url = pg_database[1]
-    query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly, usage_daily")
+    query(url, EMPTY_USAGE)
     return url

@@ -134,3 +134,10 @@ def _assert_days_match(where: str | Path) -> None:
     for key, row in actual.items():
         for name in _SUMMED:
             assert _close(row[name], expected[key][name]), (key, name)
+    histogram = "provider, model, api, metric, bucket"
+    hourly = {tuple(r.values())[:-1]: r["n"] for r in fetch(
+        where, f"SELECT {day} AS day, {histogram}, sum(count) AS n FROM usage_latency_hourly "
+               f"GROUP BY {day}, {histogram}")}
+    daily = {tuple(r.values())[:-1]: r["count"] for r in fetch(
+        where, f"SELECT {stored_day} AS day, {histogram}, count FROM usage_latency_daily")}
+    assert daily == hourly

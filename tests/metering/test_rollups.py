@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.db import migrate
 from gateway.db.engine import async_url, create_engine
-from gateway.db.queries import ceil_hour, floor_hour
+from gateway.db.queries import ceil_hour, floor_hour, latency_rows
 from gateway.db.store import UsageStore
 from gateway.db.tables import usage
 from gateway.metering.prices import PriceBook
@@ -68,7 +68,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         yield async_url(None, tmp_path / "usage.db"), tmp_path / "usage.db"
         return
     _, url = request.getfixturevalue("pg_database")
-    pg.query(url, "TRUNCATE usage, usage_hourly, usage_latency_hourly, usage_daily")
+    pg.query(url, pg.EMPTY_USAGE)
     yield async_url(url, "unused"), url
 
 
@@ -207,5 +207,10 @@ async def test_reports_over_any_range_equal_the_raw_rows_in_it(
                 assert got.keys() == want.keys(), (low, high)
                 for key, (n, cost) in want.items():
                     assert got[key][0] == n and got[key][1] == pytest.approx(cost), (low, high)
+                histogram = latency_rows(store.dialect, low, high)
+                async with store.engine.connect() as conn:
+                    counted = await conn.scalar(select(func.sum(histogram.c.count)).where(
+                        histogram.c.metric == "latency"))
+                assert (counted or 0) == sum(n for n, _ in want.values()), (low, high)
     finally:
         await store.close()
