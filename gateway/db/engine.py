@@ -42,8 +42,10 @@ class Pool:
 WRITES = Pool("writes", size=2, overflow=2, wait=10.0, connect=5.0, command=30.0,
               statement=None)
 # Key lookups and budget seeds, on the request path: short everything (gateway/auth.py serves
-# the last known principal meanwhile). Two connections: the authenticator's two lookups.
-REQUEST_PATH = Pool("request-path", size=2, overflow=0, wait=1.0, connect=1.0, command=1.0,
+# the last known principal meanwhile). Two connections: the authenticator's two lookups. The
+# server stops a statement first (a clear "statement timeout"); the client's limit, a little
+# longer, is the backstop for a server that does not answer at all.
+REQUEST_PATH = Pool("request-path", size=2, overflow=0, wait=1.0, connect=1.0, command=1.5,
                     statement=1.0)
 # Usage reports (the /ui page, /admin/usage): one at a time (gateway/db/store.py).
 REPORTS = Pool("reports", size=1, overflow=0, wait=15.0, connect=5.0, command=15.0,

@@ -1,10 +1,10 @@
 """The usage page's SQL: aggregates from the rollups, the request log from raw rows.
 
 Every aggregate reads the rollups: whole days from `usage_daily`, hours from `usage_hourly`
-(only for the hourly chart of short periods and the edges of a range), latency histograms from
-`usage_latency_hourly`; their primary keys start with the day or hour, and a team scope uses
-their (team, day/hour) indexes. So an aggregate's cost grows with days x dimension
-combinations, never with requests. Only the request log reads the
+(only for the hourly chart of short periods and the edges of a range), latency histograms the
+same way from `usage_latency_daily` and `usage_latency_hourly`; their primary keys start with
+the day or hour, and a team scope uses their (team, day/hour) indexes. So an aggregate's cost
+grows with days x dimension combinations, never with requests. Only the request log reads the
 raw `usage` table, newest first with a keyset cursor on (ts, id) and a LIMIT, so a page of it
 is an index range scan whatever the table's size. Postgres and SQLite both: nothing here is
 dialect-specific except the day truncation.
@@ -20,14 +20,13 @@ from sqlalchemy import FromClause, Select, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway.db.queries import REFUSED, rollup_rows
+from gateway.db.queries import REFUSED, latency_rows, rollup_rows
 from gateway.db.tables import (
     ROLLUP_DIMENSIONS,
     api_keys,
     teams,
     usage,
     usage_hourly,
-    usage_latency_hourly,
 )
 
 NOT_ERRORS = ("ok", REFUSED)  # the rest failed once accepted, as /admin/usage counts them
@@ -156,10 +155,9 @@ async def latency_buckets(conn: AsyncConnection, scope: Scope) -> list[dict[str,
     team, so a team's scope gets none (its page shows means from `usage_hourly` instead)."""
     if scope.team is not None:
         return []
-    t = usage_latency_hourly
+    t = latency_rows(conn.dialect.name, scope.start, scope.end)  # whole days from the daily
     dims = (t.c.provider, t.c.metric, t.c.bucket)
-    query = (select(*dims, func.sum(t.c.count).label("count"))
-             .where(t.c.hour >= scope.start, t.c.hour < scope.end).group_by(*dims))
+    query = select(*dims, func.sum(t.c.count).label("count")).group_by(*dims)
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
