@@ -10,9 +10,11 @@ if the supervisor is killed with SIGKILL it cannot stop them, so each worker ask
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import signal
 import sys
+from pathlib import Path
 
 from gateway.config import GatewayConfig
 
@@ -21,9 +23,18 @@ _PR_SET_PDEATHSIG = 1
 SUPERVISOR_ENV = "SWITCHYARD_SUPERVISOR_PID"
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (a
+    container's limit), never the machine's count alone."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def default_workers(config: GatewayConfig) -> tuple[int, str]:
