@@ -245,6 +245,38 @@ async def upstream_styles(n: int, concurrency: int, pairs: int) -> tuple[float, 
     return statistics.median(found["before"]), statistics.median(found["now"])
 
 
+def chunk_decode_per_event(n: int, fast: bool) -> float:
+    """StreamDecoder.feed + the OpenAI Chat render of one content chunk (DeepSeek's own
+    dialect, as the paced upstream sends), per chunk, CPU us. `fast=False` stops the decoder
+    from learning shapes, so every chunk takes the full decode (what it did before)."""
+    from gateway.core.call import Call
+    from gateway.models import ResolvedModel
+    from gateway.providers.stream import StreamDecoder
+    from gateway.surfaces.openai_chat.parse import ChatOptions
+    from gateway.surfaces.openai_chat.render import ChatStream
+    from gateway.thinking import Thinking
+
+    config = load_config(None, env={"DEEPSEEK_API_KEY": "k"})
+    provider = build_provider("deepseek", config.providers["deepseek"], ReasoningMemory())
+    thinking = Thinking(True)
+    decoder = StreamDecoder(provider, "deepseek-v4-flash", thinking)
+    if not fast and hasattr(decoder, "_learn"):
+        decoder._learn = lambda chunk: None  # type: ignore[method-assign]
+    call = Call("openai.chat", "deepseek-v4-flash", ResolvedModel("deepseek-v4-flash", True),
+                thinking, [], {}, True, None, ChatOptions(False))
+    render = ChatStream(call).chunk
+    events = [(b'{"id":"b","object":"chat.completion.chunk","created":1767225600,'
+               b'"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{"content":" w'
+               + str(i % 97).encode() + b'"},"logprobs":null,"finish_reason":null}]}')
+              for i in range(n)]
+    started = time.process_time()
+    for data in events:
+        chunk = decoder.feed(data)
+        assert chunk is not None
+        render(chunk)
+    return (time.process_time() - started) / n * 1e6
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=20_000)
@@ -252,7 +284,21 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--upstream-styles", action="store_true",
                    help="only compare aiohttp request set-up before/now (20 alternating blocks)")
+    p.add_argument("--chunk-decode", action="store_true",
+                   help="only compare a content chunk's decode + render without and with the "
+                   "decoder's fast path (10 pairs)")
     opts = p.parse_args()
+    if opts.chunk_decode:
+        pairs = [(chunk_decode_per_event(50_000, False), chunk_decode_per_event(50_000, True))
+                 for _ in range(10)]
+        full = statistics.median(a for a, _ in pairs)
+        fast = statistics.median(b for _, b in pairs)
+        ratio = statistics.median(b / a for a, b in pairs)
+        print(f"content chunk decode + render, CPU us per chunk (10 pairs of 50,000): full "
+              f"decode {full:.2f}, with the fast path {fast:.2f}; per-pair ratio median "
+              f"{ratio:.3f} (range {min(b / a for a, b in pairs):.3f}-"
+              f"{max(b / a for a, b in pairs):.3f})")
+        return 0
     if opts.upstream_styles:
         before, now = uvloop.run(upstream_styles(4000, opts.batch, 20))
         print(f"aiohttp post + read, CPU us per call (median of 20 alternating blocks): "
