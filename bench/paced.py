@@ -414,6 +414,9 @@ def orchestrate(argv: list[str]) -> int:
     p.add_argument("--interval", type=float, default=0.02)
     p.add_argument("--seconds", type=float, default=20.0, help="measured window per target")
     p.add_argument("--targets", default="direct,raw,gateway")
+    p.add_argument("--before", type=Path, default=None,
+                   help="a checkout (a directory holding gateway/): adds target gateway-before, "
+                   "that checkout's gateway run with PYTHONPATH=DIR, before `gateway`")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS-paced.md")
     p.add_argument("--database-url", default=run.DEFAULT_DATABASE)
@@ -440,17 +443,30 @@ def orchestrate(argv: list[str]) -> int:
                                                 str(opts.interval)])
         run.wait_ready(upstream, port, None)
         base = f"http://127.0.0.1:{port}"
-        for target in opts.targets.split(","):
+        targets = opts.targets.split(",")
+        if opts.before is not None and "gateway" in targets:
+            targets.insert(targets.index("gateway"), "gateway-before")
+        for target in targets:
             print(f"-- {target}: {opts.streams} streams", flush=True)
             if target == "direct":
                 results.append(measure(target, pinning, port, "/chat/completions", None, opts,
                                        run_dir))
                 continue
             server_port = run.free_port()
-            if target == "gateway":
+            if target.startswith("gateway"):
+                if db is not None:
+                    db.drop()
                 db = run.ScratchDatabase(opts.database_url)
                 db.create()
-                child = run.start_bench_gateway(pinning, sup, "gateway", server_port, base, db)
+                saved = os.environ.get("PYTHONPATH")
+                if target == "gateway-before":  # server_env copies os.environ
+                    os.environ["PYTHONPATH"] = str(opts.before)
+                try:
+                    child = run.start_bench_gateway(pinning, sup, target, server_port, base, db)
+                finally:
+                    os.environ.pop("PYTHONPATH", None)
+                    if saved is not None:
+                        os.environ["PYTHONPATH"] = saved
                 run.wait_ready(child, server_port, "/healthz")
             else:
                 child = sup.start(target, run.python_server_argv(pinning, server_port, target),

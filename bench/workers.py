@@ -2,7 +2,9 @@
 
 `python bench/workers.py [--workers 1,2] [--mode non-stream] [--seconds 10] [--repeats 5]`
 (a count with an `m`, e.g. `1m`, is that many workers with Prometheus's multiprocess files,
-which `--workers 2` and more always use: it isolates what they cost)
+which `--workers 2` and more always use: it isolates what they cost; with an `s`, e.g. `2s`,
+the workers are spread one per CPU once started, as N workers on N cores run, instead of
+sharing CPU 0)
 starts nginx (the instant upstream, as in run.py) and one gateway per worker count, side by
 side, each metering into its own scratch Postgres database, all pinned to CPU 0 (wrk and
 nginx on CPU 1), and drives them with wrk at 32 connections in interleaved rounds. For each
@@ -52,6 +54,26 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def switches(pid: int) -> int:
+    """Context switches (voluntary + involuntary) of the process tree so far."""
+    total = 0
+    for p in tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in status.splitlines()
+                     if "ctxt_switches:" in line)
+    return total
+
+
+def spread(pid: int) -> None:
+    """Pin the supervisor's worker processes one per CPU (the supervisor stays where it is)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    for i, worker in enumerate(tree(pid)[1:]):
+        os.sched_setaffinity(worker, {cpus[i % len(cpus)]})
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", default="1,2")
@@ -68,6 +90,7 @@ def main() -> int:
     sup = run.Supervisor(run_dir)
     dbs: dict[str, run.ScratchDatabase] = {}
     per_request: dict[str, list[float]] = {n: [] for n in counts}
+    switches_per: dict[str, list[float]] = {n: [] for n in counts}
     rates: dict[str, list[float]] = {n: [] for n in counts}
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
@@ -85,7 +108,7 @@ def main() -> int:
             env = run.server_env("gateway", upstream)
             env["DATABASE_URL"] = db.url
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            workers = int(n.rstrip("m"))
+            workers = int(n.rstrip("ms"))
             if workers > 1 or n.endswith("m"):  # `gateway serve --workers N` sets one for N > 1
                 (home / "metrics").mkdir()
                 env["PROMETHEUS_MULTIPROC_DIR"] = str(home / "metrics")
@@ -94,6 +117,8 @@ def main() -> int:
                     "--workers", str(workers)]
             child = sup.start(f"gateway-workers-{n}", argv, env, cwd=home)
             run.wait_ready(child, port, "/healthz", timeout=60)
+            if n.endswith("s"):
+                spread(child.proc.pid)
             run.check_answer(run.chat_url(port), opts.mode)
             run.run_wrk(pinning, run.chat_url(port), opts.mode, opts.connections, 2.0)
             servers[n] = (child, port)
@@ -101,14 +126,18 @@ def main() -> int:
             for n in run.round_order(counts, i):
                 child, port = servers[n]
                 before = cpu_seconds(child.proc.pid)
+                switched = switches(child.proc.pid)
                 wrk = run.run_wrk(pinning, run.chat_url(port), opts.mode, opts.connections,
                                   opts.seconds)
                 used = cpu_seconds(child.proc.pid) - before
                 requests = wrk.rps * opts.seconds
+                switches_per[n].append((switches(child.proc.pid) - switched) / requests)
                 per_request[n].append(used / requests * 1e6)
                 rates[n].append(wrk.rps)
                 print(f"  workers={n} run {i + 1}: {wrk.rps:,.0f} req/s, {used:.2f} CPU-s, "
-                      f"{used / requests * 1e6:.0f} us CPU per request, errors {wrk.errors}",
+                      f"{used / requests * 1e6:.0f} us CPU per request, "
+                      f"{switches_per[n][-1]:.2f} context switches per request, errors "
+                      f"{wrk.errors}",
                       flush=True)
     finally:
         sup.stop_all()
@@ -126,18 +155,19 @@ def main() -> int:
         + " ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"- {opts.mode}, {opts.connections} connections, {opts.repeats} x {opts.seconds:g} s "
         "wrk runs per gateway, interleaved; every gateway process pinned to CPU 0, wrk and "
-        "nginx to CPU 1; metering on, into Postgres (one scratch database per gateway); "
+        "nginx to CPU 1 (`s`: workers one per CPU); metering on, into Postgres (one scratch "
+        "database per gateway); "
         "`PROMETHEUS_MULTIPROC_DIR` set for more than one worker (multiprocess metrics), unset "
         "for one (in-memory metrics, as `gateway serve` runs by default)",
         "", "| workers | CPU per request, median (us) | runs (us) | requests/s, median | "
-        f"CPU per request / {counts[0]} worker's |",
-        "|---:|---:|---|---:|---:|",
+        f"CPU per request / {counts[0]} worker's | context switches per request |",
+        "|---:|---:|---|---:|---:|---:|",
     ]
     for n in counts:
         med = statistics.median(per_request[n])
         runs = ", ".join(f"{x:.0f}" for x in per_request[n])
         lines.append(f"| {n} | {med:.0f} | {runs} | {statistics.median(rates[n]):,.0f} | "
-                     f"**{med / base:.2f}** |")
+                     f"**{med / base:.2f}** | {statistics.median(switches_per[n]):.2f} |")
     text = "\n".join(lines) + "\n"
     opts.output.write_text(text)
     print(text)

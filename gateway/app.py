@@ -307,8 +307,12 @@ async def _post_only(request: Request) -> Response:
 def app_from_env() -> GatewayApp:
     """Factory for `uvicorn --factory` and multi-worker serving: config path from the env."""
     from gateway import logs
+    from gateway.workers import SUPERVISOR_ENV, die_with_parent
 
     logs.configure_from_env()  # a spawned worker: the log setup `gateway serve` was given
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor:
+        die_with_parent(int(supervisor))
     path = os.environ.get(CONFIG_FILE_ENV)
     return create_app(load_config(Path(path) if path else None), tune_gc=True)
 

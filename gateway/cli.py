@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -44,7 +45,9 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default from config).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from config: 8000).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help=(
+        "Worker processes. Default: one per usable CPU when REDIS_URL is set, else 1 (without "
+        "Redis each worker keeps its own limits, breakers and caches)."))] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_format: Annotated[LogFormatChoice, typer.Option(
         help="text, or json: one JSON object per line for log shippers.")] = "text",
@@ -52,8 +55,15 @@ def serve(
         "--access-log/--no-access-log", help="One INFO line per call.")] = True,
 ) -> None:
     """Run the gateway."""
+    from gateway.workers import SUPERVISOR_ENV, default_workers
+
     settings = _load(config)
     logs.configure(log_level, log_format, access_log=access_log)
+    if workers is None:
+        workers, why = default_workers(settings)
+        logging.getLogger("gateway").info("workers: %s", why)
+    else:
+        logging.getLogger("gateway").info("workers: %d (--workers)", workers)
     options = dict(
         host=host or settings.host, port=port or settings.port, loop="uvloop",
         http=GuardedHttpTools,  # httptools + header-read timeout and connection limit
@@ -64,6 +74,7 @@ def serve(
         if config is not None:
             os.environ["SWITCHYARD_CONFIG"] = str(config.resolve())
         _prepare_multiprocess_metrics()
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # each worker dies with this process
         uvicorn.run("gateway.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     else:
         from gateway.app import create_app

@@ -35,6 +35,7 @@ def build_plan(config: GatewayConfig) -> Plan:
     from gateway.providers import build_provider
     from gateway.reasoning_memory import ReasoningMemory
     from gateway.routing.policy import RouteTable
+    from gateway.workers import default_workers
 
     plan = Plan()
     out = plan.lines
@@ -84,6 +85,7 @@ def build_plan(config: GatewayConfig) -> Plan:
         out.append("usage: not stored (metering.enabled: false); metrics and the access log only")
     shared = _redacted(config.redis_url) if config.redis_url else "per process (no REDIS_URL)"
     out.append(f"breakers and rate limits: {shared}")
+    out.append(f"workers (gateway serve without --workers): {default_workers(config)[1]}")
     keys = "on" if metering_enabled(config, custom_sink=False) else "off (no usage database)"
     if config.master_key:
         out.append(f"auth: master key (GATEWAY_MASTER_KEY); gateway keys {keys}")

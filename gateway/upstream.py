@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+from aiohttp.typedefs import LooseHeaders
+from multidict import CIMultiDict
 
 from gateway.errors import UpstreamError
 from gateway.providers.base import Provider
@@ -27,8 +29,11 @@ class UpstreamClient:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        # No skip_auto_headers: each provider's prebuilt headers carry our User-Agent, and a
+        # skip list makes aiohttp copy and extend every request's headers. No cookie jar: an
+        # upstream's cookies (a CDN's) must not be kept and replayed for every client.
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
 
     async def close(self) -> None:
@@ -61,11 +66,13 @@ class UpstreamClient:
         the attempt's trace context, when tracing is on."""
         if self._session is None:
             raise RuntimeError("UpstreamClient.start() was not awaited")
-        headers = provider.headers if extra_headers is None else {**provider.headers,
-                                                                  **extra_headers}
+        headers: LooseHeaders = provider.headers
+        if extra_headers is not None:
+            headers = CIMultiDict(provider.headers)
+            headers.update(extra_headers)
         try:
             return await self._session.post(
-                provider.url, data=payload, headers=headers,
+                provider.request_url, data=payload, headers=headers,
                 timeout=self._timeout(provider),
             )
         except _TRANSPORT_ERRORS as exc:

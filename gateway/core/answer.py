@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gateway.usage import Usage
 
 
@@ -62,9 +64,27 @@ class Delta:
     finish_reason: str | None = None
 
 
-@dataclass(slots=True)
 class Chunk:
-    deltas: list[Delta]
-    usage: Usage | None  # set on the chunk that reported usage (often the last, choices empty)
-    native: dict[str, Any]
-    raw: bytes | None = None  # the upstream's bytes when `native` is unchanged from them
+    """One stream chunk. `native` may be left unparsed (None) when `raw` is given: the
+    decoder's fast path knows the deltas without parsing, and only a surface that reads
+    `native` pays for the parse."""
+
+    __slots__ = ("_native", "deltas", "raw", "usage")
+
+    def __init__(self, deltas: list[Delta], usage: Usage | None,
+                 native: dict[str, Any] | None, raw: bytes | None = None) -> None:
+        self.deltas = deltas
+        self.usage = usage  # set on the chunk that reported usage (often the last)
+        self._native = native
+        self.raw = raw  # the upstream's bytes when `native` is unchanged from them
+
+    @property
+    def native(self) -> dict[str, Any]:
+        native = self._native
+        if native is None:
+            assert self.raw is not None, "a chunk needs its native form or its bytes"
+            native = self._native = orjson.loads(self.raw)
+        return native
+
+    def __repr__(self) -> str:
+        return f"Chunk({self.deltas!r}, {self.usage!r}, raw={self.raw!r})"

@@ -18,7 +18,10 @@ import time
 from typing import Any, ClassVar
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
+from gateway import __version__
 from gateway.config import ProviderConfig, Timeouts
 from gateway.core.answer import Answer, Choice, ToolCall
 from gateway.core.call import Call
@@ -28,6 +31,8 @@ from gateway.thinking import Thinking
 from gateway.usage import Usage, int_field
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+# What the gateway calls itself upstream; a provider's `headers` in config may override it.
+USER_AGENT = f"switchyard/{__version__}"
 
 
 class Provider:
@@ -57,13 +62,18 @@ class Provider:
         self.config = config
         self.memory = memory
         self.url = config.base_url.rstrip("/") + self.chat_path
+        # Built once, in the types the HTTP client works with, so a request neither re-parses
+        # the URL nor converts the headers (aiohttp does both per call when given a str and a
+        # dict); the explicit User-Agent means aiohttp adds none of its own.
+        self.request_url = URL(self.url)
         self.timeouts: Timeouts = config.timeouts
         key = config.api_key.get_secret_value() if config.api_key else ""
-        self.headers = {
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict({
+            "User-Agent": USER_AGENT,
             **config.headers,
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
-        }
+        }))
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.name} {self.config.base_url}>"

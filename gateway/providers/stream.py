@@ -4,12 +4,15 @@
 keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PROCESSING`)
 send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
 `reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
-upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Rendering
-for a client is the surfaces' job.
+upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Most chunks
+of a stream are one text delta in an otherwise identical envelope: once such a chunk went out
+unchanged, its followers are decoded by comparing bytes, without a JSON parse (`_plain_text`).
+Rendering for a client is the surfaces' job.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +26,10 @@ from gateway.thinking import Thinking
 from gateway.usage import Usage
 
 DONE = b"[DONE]"
+# What must not be in a string's bytes for them to be its value as they are: a quote (the
+# string would end there), a backslash (an escape) or a control character (invalid JSON).
+_NOT_PLAIN = re.compile(rb'["\\\x00-\x1f]')
+_TEXT_FIELDS = (b'"content":"', b'"reasoning_content":"')
 
 
 async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
@@ -79,6 +86,8 @@ class StreamDecoder:
         self._index_of_id: dict[tuple[int, str], int] = {}
         self._current: dict[tuple[int, int], int] = {}
         self._next_index: dict[int, int] = {}
+        # The fast path's shapes (see `_learn`): (prefix, suffix, choice index, reasoning?).
+        self._shapes: list[tuple[bytes, bytes, int, bool]] = []
 
     def feed_batch(self, batch: list[bytes]) -> tuple[list[Chunk], UpstreamError | None]:
         """Decode events that arrived together; stops at [DONE] or at an in-band error,
@@ -100,6 +109,76 @@ class StreamDecoder:
         if data == DONE:
             self.done = True
             return None
+        for prefix, suffix, index, reasoning in self._shapes:
+            if data.startswith(prefix) and data.endswith(suffix):
+                fast = self._plain_text(data, len(prefix), len(suffix), index, reasoning)
+                if fast is not None:
+                    return fast
+        chunk = self._decode(data)
+        if chunk.raw is not None and len(self._shapes) < 2:
+            self._learn(chunk)
+        return chunk
+
+    def _plain_text(self, data: bytes, start: int, end: int, index: int,
+                    reasoning: bool) -> Chunk | None:
+        """The fast path for the commonest chunk: one choice's text delta in a chunk that is
+        byte for byte a learned one but for that text. No parse: the text is the bytes between
+        the shape's prefix and suffix when they hold no quote, backslash or control character
+        and are UTF-8 (otherwise None, and the full decode runs). Nothing else in the chunk can
+        differ (usage, a finish reason, an error, tool calls all change the prefix or suffix),
+        so the chunk needs no rewrite and goes out as its bytes."""
+        value = data[start:len(data) - end]
+        if not value or _NOT_PLAIN.search(value) is not None:
+            return None
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            return None
+        self.relayed_chars += len(text)
+        if reasoning:
+            self._reasoning.append(text)
+            return Chunk([Delta(index, reasoning=text)], None, None, data)
+        return Chunk([Delta(index, content=text)], None, None, data)
+
+    def _learn(self, chunk: Chunk) -> None:
+        """Keep the shape of a chunk that went out unchanged and carried only one choice's text
+        (content or reasoning), so its followers take the fast path: the bytes before its text
+        (the prefix: id, model, the choice's index and every other field, up to the opening
+        quote) and after it (the suffix, from the closing quote). Only compact JSON whose text
+        needs no escaping is learned; anything else keeps the full decode."""
+        if len(chunk.deltas) != 1 or chunk.usage is not None:
+            return
+        delta = chunk.deltas[0]
+        if delta.tool_calls is not None or delta.finish_reason is not None:
+            return
+        text, reasoning = ((delta.content, False) if delta.reasoning is None
+                           else (delta.reasoning, True))
+        if not text or (delta.content is not None and reasoning):
+            return
+        raw = chunk.raw
+        assert raw is not None
+        encoded = text.encode()
+        if _NOT_PLAIN.search(encoded) is not None:
+            return
+        needle = _TEXT_FIELDS[reasoning] + encoded + b'"'
+        at = raw.find(needle)
+        if at < 0 or raw.find(needle, at + 1) >= 0:
+            return
+        start = at + len(_TEXT_FIELDS[reasoning])
+        shape = (raw[:start], raw[start + len(encoded):], delta.index, reasoning)
+        # Proof that the bytes found are that delta's text and nothing else: putting other
+        # text there changes exactly that one field.
+        try:
+            probe = orjson.loads(shape[0] + b"~" + shape[1])
+            expected = orjson.loads(raw)
+            [choice] = [c for c in expected["choices"] if c.get("index", 0) == delta.index]
+            choice["delta"]["reasoning_content" if reasoning else "content"] = "~"
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+            return
+        if probe == expected and shape not in self._shapes:
+            self._shapes.append(shape)
+
+    def _decode(self, data: bytes) -> Chunk:
         try:
             native = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -22,8 +22,9 @@ def free_port() -> int:
 
 
 def start_gateway(tmp_path: Path, upstreams: Upstreams, db: str, yaml: str,
-                  name: str = "gateway") -> tuple[subprocess.Popen[bytes], str]:
-    """The process and its URL, once /healthz answers; its stderr in `<name>.log`."""
+                  name: str = "gateway", workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """The process and its URL, once /healthz answers; its stderr in `<name>.log`. `workers`
+    is always passed, so the default's dependence on REDIS_URL never changes a test."""
     port = free_port()
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml)
@@ -34,7 +35,7 @@ def start_gateway(tmp_path: Path, upstreams: Upstreams, db: str, yaml: str,
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60  # a loaded 2-core machine can take long to import

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gateway import __version__ as gateway_version
 from tests.e2e.conftest import GatewayFactory, Upstreams
 
 PROVIDERS = ["deepseek", "openrouter", "ollama"]
@@ -48,6 +49,9 @@ def test_plain_completion_comes_back_in_deepseeks_dialect(
         assert usage.model_extra["prompt_cache_miss_tokens"] == 4
     sent = upstreams[provider].requests[-1].json
     assert sent["model"] == UPSTREAM_MODEL[provider]
+    seen = {k.lower(): v for k, v in upstreams[provider].requests[-1].headers.items()}
+    assert seen["user-agent"] == f"switchyard/{gateway_version}"  # ours, not aiohttp's
+    assert seen["authorization"].startswith("Bearer ")
     [event] = gateway.sink.events
     assert (event.status, event.provider, event.request_id) == ("ok", provider, "req-123")
     assert event.usage is not None and event.usage.total_tokens == 11

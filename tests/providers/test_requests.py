@@ -153,6 +153,8 @@ def test_extra_body_from_config_is_added_without_overriding_the_client(
 def test_key_goes_in_the_bearer_header_and_never_in_repr(providers: dict[str, Provider]) -> None:
     ollama = providers["ollama"]
     assert ollama.headers["Authorization"] == "Bearer ollama-secret"
+    assert ollama.headers["user-agent"].startswith("switchyard/")  # prebuilt, case-insensitive
+    assert str(ollama.request_url) == ollama.url
     assert "secret" not in repr(ollama)
     assert ollama.url == "https://ollama.com/v1/chat/completions"
     assert providers["openrouter"].url == "https://openrouter.ai/api/v1/chat/completions"

@@ -199,3 +199,66 @@ def test_whole_event_reads_parse_as_the_same_as_byte_by_byte(
     chunks = [b"".join(event + b"\n\n" for event in events) for events in reads]
     one_by_one = [bytes([b]) for b in b"".join(chunks)]
     assert asyncio.run(collect(chunks)) == asyncio.run(collect(one_by_one))
+
+
+# ---- the fast path for plain text chunks -------------------------------------------------
+
+_piece = st.one_of(st.text(min_size=0, max_size=8),
+                   st.sampled_from(['"', "\\", "\n", "é", "😀", '"content":"x', " upon"]))
+_event = st.one_of(
+    st.tuples(st.sampled_from(["content", "reasoning_content"]), _piece),
+    st.sampled_from([("finish", "stop"), ("usage", ""), ("role", ""), ("null_content", "")]),
+)
+
+
+def _native_event(kind: str, text: str) -> bytes:
+    head = {"id": "b", "object": "chat.completion.chunk", "created": 1767225600,
+            "model": "deepseek-v4-flash"}
+    choice: dict[str, object] = {"index": 0, "delta": {}, "logprobs": None,
+                                 "finish_reason": None}
+    if kind in ("content", "reasoning_content"):
+        choice["delta"] = {kind: text}
+    elif kind == "finish":
+        choice["finish_reason"] = text
+    elif kind == "role":
+        choice["delta"] = {"role": "assistant", "content": ""}
+    elif kind == "null_content":
+        choice["delta"] = {"content": None, "reasoning_content": "r"}
+    if kind == "usage":
+        return orjson.dumps({**head, "choices": [], "usage": {"prompt_tokens": 1,
+                                                               "completion_tokens": 2}})
+    return orjson.dumps({**head, "choices": [choice]})
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(_event, min_size=1, max_size=12), exclude=st.booleans())
+def test_the_fast_path_decodes_every_chunk_as_the_full_decode_does(
+    events: list[tuple[str, str]], exclude: bool
+) -> None:
+    """One decoder learns shapes and takes its fast path; each chunk is checked against a full
+    decode of the same bytes: same deltas, bytes, native form, and the same running state."""
+    deepseek = provider("deepseek")
+    thinking = Thinking(True, exclude=exclude)
+    fast = StreamDecoder(deepseek, "deepseek-v4-flash", thinking)
+    full = StreamDecoder(deepseek, "deepseek-v4-flash", thinking)
+    for kind, text in events:
+        data = _native_event(kind, text)
+        got, want = fast.feed(data), full._decode(data)  # full: never takes the fast path
+        assert got is not None
+        assert (got.deltas, got.usage, got.raw) == (want.deltas, want.usage, want.raw)
+        assert got.native == want.native
+    assert (fast.relayed_chars, fast._reasoning, fast.finished, fast.first_token_at is None,
+            fast.usage) == (full.relayed_chars, full._reasoning, full.finished,
+                            full.first_token_at is None, full.usage)
+
+
+def test_plain_text_chunks_after_the_first_take_the_fast_path() -> None:
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    decoder.feed(_native_event("content", "Once"))
+    chunk = decoder.feed(_native_event("content", " upon"))
+    assert chunk is not None and chunk._native is None  # not parsed
+    assert chunk.deltas[0].content == " upon" and chunk.native["choices"][0]["delta"] == {
+        "content": " upon"}
+    escaped = decoder.feed(_native_event("content", 'a "quote"'))
+    assert escaped is not None and escaped._native is not None  # the full decode
+    assert escaped.deltas[0].content == 'a "quote"'

@@ -33,6 +33,9 @@ class ChatStream:
         self._wants_usage = isinstance(options, ChatOptions) and options.include_usage
 
     def chunk(self, chunk: Chunk) -> bytes:
+        raw = chunk.raw
+        if raw is not None and chunk.usage is None and not self._wants_usage:
+            return b"data: " + raw + b"\n\n"  # the upstream's bytes; `native` left unparsed
         native = chunk.native
         if chunk.usage is not None:
             if not self._wants_usage:
@@ -43,7 +46,6 @@ class ChatStream:
         if self._wants_usage and "usage" not in native:
             native["usage"] = None
             return b"data: " + orjson.dumps(native) + b"\n\n"
-        raw = chunk.raw
         return b"data: " + (raw if raw is not None else orjson.dumps(native)) + b"\n\n"
 
     def finish(self, usage: Usage | None) -> bytes:
