@@ -159,7 +159,8 @@ class MeteringConfig(_Strict):
     retention_days: int = Field(default=90, ge=0)
     prune_interval: float = Field(default=3600.0, gt=0)
     # Usage reports (the /ui page, /admin/usage) running at once per process; more wait.
-    report_slots: int = Field(default=2, ge=1, le=16)
+    # 1 suits 2 cores (gateway/db/store.py says why).
+    report_slots: int = Field(default=1, ge=1, le=16)
 
 
 class AnthropicConfig(_Strict):

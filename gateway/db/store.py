@@ -28,9 +28,10 @@ log = logging.getLogger("gateway.metering")
 # responses), `request_path` for key lookups and budget seeds (short timeouts: a hung database
 # must not hold requests), `reports` for usage reports (REPORT_SLOTS at a time, REPORT_TIMEOUT
 # at most: six concurrent 90-day pages on a shared pool once made a new key's first request
-# wait 5.5 s). Two slots: ten concurrent page loads wait half as long behind each other, and
-# on two cores chat p99 stayed within its bound (bench/RESULTS-usage-scale.md).
-REPORT_SLOTS = 2
+# wait 5.5 s). One by default: on 2 cores, 2 slots cut ten concurrent 90-day page loads from
+# ~2.4-3.3 s to ~1.5-1.7 s each but moved chat p99 by +14..+43 ms (1 slot: -2..+8 ms; bound:
+# 20), bench/RESULTS-usage-scale.md; `metering.report_slots` raises it where cores allow.
+REPORT_SLOTS = 1
 REPORT_TIMEOUT = REPORTS.command
 # A request-path read (a budget's recorded spend) gives up after this long, waiting included.
 REQUEST_PATH_TIMEOUT = 2.0
