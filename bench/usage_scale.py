@@ -314,6 +314,7 @@ def p99(values: list[float]) -> float:
 LOG_FILTERS = ({"key": "key-7"}, {"model": "deepseek-v4-pro"}, {"provider": "ollama"},
                {"status": "error"}, {"status": "refused"}, {"key": "key-7", "status": "error"},
                {"model": "deepseek-v4-pro", "provider": "ollama", "status": "error"},
+               {"key": "key-1", "model": "deepseek-v4-pro"},  # a model that key never used
                {"request_id": "req-1000"})
 
 
