@@ -16,10 +16,12 @@ savings at each provider's current off-peak rates, so peak hours are not modelle
 daily ones from the hourly ones.
 `gateway rollup rebuild` (the Python path) is timed on one day.
 
-`measure` starts a simulated DeepSeek and a real `gateway serve` on that database, then times
-(medians of --runs): every `/admin/usage` group_by for the last 30 and 90 days, `/ui` for 30
-and 90 days, EXPLAIN ANALYZE of the report query; the p99 of chat requests idle and while 10
-clients load the 90-day page in a loop; the metering writer's rows/s into the big table.
+`measure` seeds the 50 keys and 5 teams, starts a simulated DeepSeek and a real `gateway
+serve` on that database, then times (medians of --runs): every `/admin/usage` group_by for the
+last 30 and 90 days, `/ui` for 30 and 90 days (also as a team's viewer) and with request-log
+filters, EXPLAIN ANALYZE of the report query; the p99 of chat requests idle and while 10
+clients load the 90-day page in a loop, once per `metering.report_slots` in --slots (a gateway
+each); the metering writer's rows/s into the big table.
 `drop` drops the database.
 """
 
