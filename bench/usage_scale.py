@@ -1,7 +1,7 @@
 """Usage reports at scale: tens of millions of raw rows, their rollups, every report timed.
 
     .venv/bin/python bench/usage_scale.py generate [--rows 20000000] [--days 90]
-    .venv/bin/python bench/usage_scale.py measure  [--runs 5]
+    .venv/bin/python bench/usage_scale.py measure  [--runs 5] [--chats 300] [--slots 1,2]
     .venv/bin/python bench/usage_scale.py drop
 
 `generate` creates the scratch database `switchyard_usage_scale` on the Postgres server of
