@@ -158,6 +158,9 @@ class MeteringConfig(_Strict):
     # every prune_interval seconds; the hourly rollups every report reads are kept. 0: forever.
     retention_days: int = Field(default=90, ge=0)
     prune_interval: float = Field(default=3600.0, gt=0)
+    # Usage reports (the /ui page, /admin/usage) running at once per process; more wait.
+    # 1 suits 2 cores (gateway/db/store.py says why).
+    report_slots: int = Field(default=1, ge=1, le=16)
 
 
 class AnthropicConfig(_Strict):

@@ -47,7 +47,8 @@ WRITES = Pool("writes", size=2, overflow=2, wait=10.0, connect=5.0, command=30.0
 # longer, is the backstop for a server that does not answer at all.
 REQUEST_PATH = Pool("request-path", size=2, overflow=0, wait=1.0, connect=1.0, command=1.5,
                     statement=1.0)
-# Usage reports (the /ui page, /admin/usage): one at a time (gateway/db/store.py).
+# Usage reports (the /ui page, /admin/usage): `size` is the store's report slots
+# (gateway/db/store.py, metering.report_slots).
 REPORTS = Pool("reports", size=1, overflow=0, wait=15.0, connect=5.0, command=15.0,
                statement=15.0)
 

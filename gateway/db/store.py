@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +26,11 @@ log = logging.getLogger("gateway.metering")
 # Three engines, each with its own connections and timeouts (gateway/db/engine.py), so no user
 # can take another's: `engine` for writes (the metering writer, admin changes, stored
 # responses), `request_path` for key lookups and budget seeds (short timeouts: a hung database
-# must not hold requests), `reports` for usage reports (one at a time, REPORT_TIMEOUT at most:
-# six concurrent 90-day pages on a shared pool once made a new key's first request wait 5.5 s).
+# must not hold requests), `reports` for usage reports (REPORT_SLOTS at a time, REPORT_TIMEOUT
+# at most: six concurrent 90-day pages on a shared pool once made a new key's first request
+# wait 5.5 s). One by default: on 2 cores, 2 slots cut ten concurrent 90-day page loads from
+# ~2.4-3.3 s to ~1.5-1.7 s each but moved chat p99 by +14..+43 ms (1 slot: -2..+8 ms; bound:
+# 20), bench/RESULTS-usage-scale.md; `metering.report_slots` raises it where cores allow.
 REPORT_SLOTS = 1
 REPORT_TIMEOUT = REPORTS.command
 # A request-path read (a budget's recorded spend) gives up after this long, waiting included.
@@ -39,15 +43,15 @@ class ReportTimeout(Exception):
 
 class UsageStore:
     def __init__(self, url: str, *, auto_migrate: bool = True,
-                 engine: AsyncEngine | None = None) -> None:
+                 engine: AsyncEngine | None = None, report_slots: int = REPORT_SLOTS) -> None:
         self.url = url
         self.engine = engine or create_engine(url)
         self.request_path = create_engine(url, REQUEST_PATH)
-        self.reports = create_engine(url, REPORTS)
+        self.reports = create_engine(url, replace(REPORTS, size=report_slots))
         self._auto_migrate = auto_migrate
         self._prepared = False
         self._lock = asyncio.Lock()
-        self._reports = asyncio.Semaphore(REPORT_SLOTS)
+        self._reports = asyncio.Semaphore(report_slots)
         self._default_prices: PriceBook | None = None
 
     @property

@@ -38,7 +38,8 @@ def build_writer(config: GatewayConfig, *, custom_sink: bool) -> MeteringWriter 
     settings = config.metering
     spool = Spool(settings.spool_path)
     return MeteringWriter(
-        UsageStore(database_url(config), auto_migrate=settings.auto_migrate),
+        UsageStore(database_url(config), auto_migrate=settings.auto_migrate,
+                   report_slots=settings.report_slots),
         spool,
         price_book(config),
         journal=Journal(spool, fsync=settings.journal_fsync) if settings.journal else None,

@@ -85,3 +85,44 @@ async def scenario(url: str) -> None:
 
 def test_the_request_log_pages_through_every_row_once(store_url: str) -> None:
     asyncio.run(scenario(store_url))
+
+
+async def spread_scenario(url: str) -> None:
+    """Matches scattered over two days, a page smaller than the matches in an hour: the
+    rollups that bound a filtered log's scan (newest hours first) must not cut any off."""
+    store = UsageStore(url)
+    prices = PriceBook.load()
+    try:
+        rows = [build_row(event(i, NOW - timedelta(minutes=37 * i),
+                                "k1" if i % 5 in (0, 1) else "k2", "red" if i % 3 else "blue"),
+                          prices) for i in range(80)]
+        await store.insert(rows, prices)
+        scope = queries.Scope(NOW - timedelta(days=3), NOW + timedelta(hours=1))
+
+        async def pages(where: queries.LogFilter, size: int) -> list[str]:
+            seen: list[str] = []
+            before = None
+            async with store.engine.connect() as conn:
+                while True:
+                    page = await queries.request_log(conn, scope, where, before, size)
+                    seen += [r["id"] for r in page]
+                    if len(page) < size:
+                        return seen
+                    before = cursor(cursor_of(page[-1]))
+
+        def expected(**match: str) -> list[str]:
+            return [r["id"] for r in sorted(rows, key=lambda r: (r["ts"], r["id"]), reverse=True)
+                    if all(r[name] == value for name, value in match.items())]
+
+        for size in (1, 2, 7):
+            assert await pages(queries.LogFilter(key_id="k1", status="error"), size) == \
+                expected(key_id="k1", status="error")
+            assert await pages(queries.LogFilter(team="blue"), size) == expected(team="blue")
+        assert expected(key_id="k1", status="error")  # the filters above did match something
+        assert await pages(queries.LogFilter(key_id="k1", provider="ollama"), 3) == []
+    finally:
+        await store.close()
+
+
+def test_a_filtered_request_log_finds_matches_spread_over_many_hours(store_url: str) -> None:
+    asyncio.run(spread_scenario(store_url))

@@ -2,7 +2,7 @@
 
 Parameters never raise: what is wrong becomes one message shown on the page, and the page
 falls back to the default for that part (period, chart dimension, cursor). All queries run on
-one connection, in the usage store's single report slot (so a page load cannot take the
+one connection, in one of the usage store's report slots (so page loads cannot take the
 connections that authentication needs).
 """
 
