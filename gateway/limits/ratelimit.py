@@ -11,8 +11,9 @@ Without Redis the same rules run in-process. While Redis is down (gateway/limits
 skipped, never waited on) each process goes on from the counts it last saw there, and lets
 through only its share of what was left: `(limit - seen) / replicas`, the live replicas last
 counted through Redis, so a key gets about its limit across the cluster, not one per process. When
-Redis returns, what each process counted meanwhile is added to it (and a Redis restarted
-empty is lifted to at least the counts last seen there), so the minute does not start over.
+Redis returns, what each process counted meanwhile is added to it, and the counter is lifted to
+at least the count last seen plus every replica's share (a Redis restarted empty lost the
+counts, and the other replicas may not be back yet), so the minute does not start over.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ return out
 
 # What a process counted while Redis was away, added back when it returns. KEYS: counters.
 # ARGV: ttl, then per counter: what this process added meanwhile, the least the counter can
-# be (the count last seen there plus that; a Redis restarted empty has lost the rest).
+# be (the count last seen there plus every replica's share of that; a Redis restarted empty
+# has lost the rest, and the other replicas may not have put theirs back yet).
 _RESTORE = """
 for i = 1, #KEYS do
   local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i])
@@ -190,14 +192,18 @@ class RateLimiter:
 
     async def _restore(self) -> None:
         """Redis is back: add what was counted here meanwhile to this window's counters, and
-        lift them to at least the counts last seen (a Redis restarted empty lost them)."""
-        assert self._restore_script is not None
+        lift them to at least the counts last seen plus what every replica may have counted
+        meanwhile: the others may not be back yet (each finds Redis on its own probe), so a
+        replica back first must not hand out their shares again. Until the last one is back
+        the count errs high (the limit holds; the minute's rest may admit a little less)."""
+        assert self._restore_script is not None and self._link is not None
         names = sorted(set(self._seen) | set(self._local))
         args: list[int] = [2 * WINDOW_SECONDS]
+        share = self._link.replicas
         for name in names:
             seen = self._seen.get(name, 0)
             counted = self._local.get(name, seen)
-            args += [counted - seen, counted]
+            args += [counted - seen, seen + (counted - seen) * share]
         if names:
             await self._restore_script(keys=names, args=args)
         self._seen.update(self._local)
