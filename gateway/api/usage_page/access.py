@@ -3,15 +3,19 @@
 nothing); this module adds the browser session.
 
 A browser cannot send a bearer header on navigation, so `/ui/login` takes a key once and sets
-an HttpOnly cookie that never holds the key: for the master key, an HMAC of it; for a viewer
-key, `v.<key id>.<HMAC keyed by the key's stored hash>`, checked against the key's row on every
-load, so revoking the key, or changing its role or team, ends the session at once.
+an HttpOnly cookie that never holds the key: for the master key, `m.<issued>.<HMAC keyed by
+the master key>`; for a viewer key, `v.<key id>.<issued>.<HMAC keyed by the key's stored
+hash>`, checked against the key's row on every load, so revoking the key, or changing its role
+or team, ends the session at once. `issued` (Unix seconds) is under the HMAC, and the server
+refuses a cookie older than COOKIE_SECONDS whatever the browser keeps: a stolen cookie is not
+good forever.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +30,7 @@ from gateway.state import GatewayState
 COOKIE = "switchyard_ui"
 COOKIE_SECONDS = 8 * 3600
 _VIEWER = "v."
+_MASTER = "m."
 _LABEL = b"switchyard-ui-v1"
 
 
@@ -36,12 +41,37 @@ class Viewer:
     team: str | None = None
 
 
+def _mac(secret: str, *parts: str) -> str:
+    message = _LABEL + b"\0" + "\0".join(parts).encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _now() -> str:
+    return str(int(time.time()))
+
+
+def _fresh(issued: str) -> bool:
+    """Issued within COOKIE_SECONDS (and not in the future, a minute of clock skew aside)."""
+    if not issued.isdigit():
+        return False
+    age = time.time() - int(issued)
+    return -60 <= age <= COOKIE_SECONDS
+
+
 def master_cookie(master_key: str) -> str:
-    return hmac.new(master_key.encode(), _LABEL, hashlib.sha256).hexdigest()
+    issued = _now()
+    return f"{_MASTER}{issued}.{_mac(master_key, 'm', issued)}"
 
 
-def _viewer_cookie(key_id: str, key_hash: str) -> str:
-    return f"{_VIEWER}{key_id}.{hmac.new(key_hash.encode(), _LABEL, 'sha256').hexdigest()}"
+def master_session_valid(cookie: str, master_key: str) -> bool:
+    if not cookie.startswith(_MASTER):
+        return False
+    issued, _, mac = cookie[len(_MASTER):].partition(".")
+    return _fresh(issued) and hmac.compare_digest(mac, _mac(master_key, "m", issued))
+
+
+def _viewer_cookie(key_id: str, key_hash: str, issued: str) -> str:
+    return f"{_VIEWER}{key_id}.{issued}.{_mac(key_hash, 'v', key_id, issued)}"
 
 
 def _master(state: GatewayState) -> str | None:
@@ -63,16 +93,16 @@ async def viewer_of(request: Request, state: GatewayState) -> Viewer | None:
     or None when they may not see the page."""
     master = _master(state)
     cookie = request.cookies.get(COOKIE) or ""
-    if master and cookie and hmac.compare_digest(cookie, master_cookie(master)):
+    if master and cookie and master_session_valid(cookie, master):
         return Viewer()
-    if cookie.startswith(_VIEWER) and state.keys is not None:
-        key_id = cookie[len(_VIEWER):].partition(".")[0]
+    if cookie.startswith(_VIEWER) and cookie.count(".") == 3 and state.keys is not None:
+        key_id, issued, _ = cookie[len(_VIEWER):].split(".")
         try:
-            key = await state.keys.get_key(key_id)
+            key = await state.keys.get_key(key_id) if _fresh(issued) else None
         except Exception:  # unknown key, or the database is down: not signed in
             key = None
-        if key is not None and hmac.compare_digest(cookie, _viewer_cookie(key.id,
-                                                                          key.key_hash)):
+        if key is not None and hmac.compare_digest(
+                cookie, _viewer_cookie(key.id, key.key_hash, issued)):
             return _scope(key)
     try:
         principal = await state.auth.authenticate_request(request, viewer_ok=True)
@@ -95,4 +125,4 @@ async def cookie_for_key(key: str, request: Request, state: GatewayState) -> str
             return None  # loopback without a master key needs no session
     except GatewayError:
         return None
-    return _viewer_cookie(principal.key_id, hash_key(key))
+    return _viewer_cookie(principal.key_id, hash_key(key), _now())
