@@ -192,12 +192,26 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+def click_and_load(driver: Any, element: Any) -> None:
+    """Click a link or submit button and wait until the next page has replaced this one:
+    reading right after the click could find the old page, or none yet (a loaded machine)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(driver, 15)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def sign_in(driver: Any, gateway: RunningGateway, key: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(gateway.url + "/ui")
     driver.find_element(By.NAME, "key").send_keys(key)
-    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "form.login button"))
     driver.find_element(By.ID, "spend-total")
 
 
@@ -266,14 +280,14 @@ def test_chromium_shows_the_seeded_usage(
     assert int(providers["openrouter"]["Failed over to"]) >= 2
     assert providers["ollama"]["Latency p50"].endswith("ms")
     # by model: the switch redraws the chart with one series per model
-    driver.find_element(By.CSS_SELECTOR, 'a.switch[data-by="model"]').click()
+    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, 'a.switch[data-by="model"]'))
     models = {g.get_attribute("data-series")
               for g in driver.find_elements(By.CSS_SELECTOR, "#spend-chart g.legend")}
     assert models == {r["model"] for r in rows if r["cost_usd"] > 0}
     # the request log: filter to one request id, open its attempts
     box = driver.find_element(By.CSS_SELECTOR, '#log-filters input[name="request_id"]')
     box.send_keys(FAILOVER_REQUEST_ID)
-    driver.find_element(By.CSS_SELECTOR, "#log-filters button").click()
+    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#log-filters button"))
     log = driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")
     assert len(log) == 1
     details = log[0].find_element(By.TAG_NAME, "details")
@@ -284,7 +298,7 @@ def test_chromium_shows_the_seeded_usage(
                                         "deepseek: HTTP 200 (served)"]
     shot(driver, "ui-usage-request-log.png")
     # quick range "today": today's calls, both ends the same day
-    driver.find_element(By.CSS_SELECTOR, 'a.quick[data-range="today"]').click()
+    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, 'a.quick[data-range="today"]'))
     today = datetime.now(UTC).date().isoformat()
     assert driver.find_element(By.NAME, "from").get_attribute("value") == today
     assert driver.find_element(By.NAME, "to").get_attribute("value") == today
