@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -96,14 +98,23 @@ ROLLUP_SUMS = (
 )
 _DIMENSION_SIZES = {"key_id": 64, "team": 128, "model": 64, "provider": 64, "api": 32,
                     "thinking": 32, "status": 20}
+
+
+def _rollup_columns() -> list[Column[Any]]:
+    """The dimensions (part of the primary key) and the sums, fresh for each rollup table."""
+    return [
+        *(Column(name, String(_DIMENSION_SIZES[name]), primary_key=True, server_default="")
+          for name in ROLLUP_DIMENSIONS),
+        *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTS),
+        *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
+    ]
+
+
 usage_hourly = Table(
     "usage_hourly",
     metadata,
     Column("hour", DateTime(timezone=True), primary_key=True),
-    *(Column(name, String(_DIMENSION_SIZES[name]), primary_key=True, server_default="")
-      for name in ROLLUP_DIMENSIONS),
-    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTS),
-    *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
+    *_rollup_columns(),
     Index("ix_usage_hourly_team_hour", "team", "hour"),
     Index("ix_usage_hourly_key_hour", "key_id", "hour"),
 )
@@ -115,10 +126,7 @@ usage_daily = Table(
     "usage_daily",
     metadata,
     Column("day", Date, primary_key=True),
-    *(Column(name, String(_DIMENSION_SIZES[name]), primary_key=True, server_default="")
-      for name in ROLLUP_DIMENSIONS),
-    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ROLLUP_COUNTS),
-    *(Column(name, Float, nullable=False, server_default="0") for name in ROLLUP_SUMS),
+    *_rollup_columns(),
     Index("ix_usage_daily_team_day", "team", "day"),
     Index("ix_usage_daily_key_day", "key_id", "day"),
 )
