@@ -6,9 +6,10 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 import uvicorn
@@ -19,6 +20,8 @@ from gateway.keys.commands import keys_cli, teams_cli
 from gateway.serving import GuardedHttpTools
 
 cli_help.install()
+T = TypeVar("T")
+
 cli = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Switchyard: an OpenAI-compatible gateway for DeepSeek V4.")
 cli.add_typer(keys_cli, name="keys")
@@ -215,11 +218,7 @@ def rollup_rebuild(
         finally:
             await engine.dispose()
 
-    try:
-        written = asyncio.run(run())
-    except Exception as exc:
-        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
+    written = _run_on_database(run(), url)
     typer.echo(f"rollups rebuilt: {written} hourly rows")
 
 
@@ -271,11 +270,7 @@ def usage(
         finally:
             await store.close()
 
-    try:
-        rows = asyncio.run(run())
-    except Exception as exc:
-        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
+    rows = _run_on_database(run(), url)
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
@@ -319,6 +314,15 @@ def _existing_database(settings: GatewayConfig) -> str:
                 "DATABASE_URL", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=1)
     return url
+
+
+def _run_on_database(work: Coroutine[Any, Any, T], url: str) -> T:
+    """Run a command's database work; a failure is one line naming what to fix, exit 1."""
+    try:
+        return asyncio.run(work)
+    except Exception as exc:
+        typer.secho(f"error: {_read_failure(exc, url)}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
 
 
 def _read_failure(exc: Exception, url: str) -> str:
