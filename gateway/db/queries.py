@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
+import orjson
 from sqlalchemy import (
     Date,
     Select,
@@ -54,8 +55,10 @@ async def insert_rows(conn: AsyncConnection,
     if not rows:
         return []
     fresh = list({row["id"]: row for row in reversed(rows)}.values())[::-1]  # first of an id
+    whole = len(COLUMNS)  # rows spooled by older versions lack the newer columns
+    fresh = [row if len(row) >= whole else {**_DEFAULTS, **row} for row in fresh]
     if conn.dialect.name == "postgresql":
-        return await _insert_unnest(conn, fresh)
+        return await _insert_json(conn, fresh)
     known: set[str] = set()
     for i in range(0, len(fresh), _SQLITE_IN_MAX):
         ids = [row["id"] for row in fresh[i:i + _SQLITE_IN_MAX]]
@@ -68,31 +71,26 @@ async def insert_rows(conn: AsyncConnection,
 
 
 _SQLITE_IN_MAX = 500
-# One statement per batch: every column as one array parameter, unnested server-side. Faster
-# than an executemany of dicts (one round trip, no per-row binding) and it can say, through
-# RETURNING, which ids were new.
-_PG_TYPES = {
-    "id": "text", "ts": "timestamptz", "stream": "boolean", "peak": "boolean",
-    "estimated": "boolean", "prompt_tokens": "integer", "cache_hit_tokens": "integer",
-    "cache_miss_tokens": "integer", "completion_tokens": "integer",
-    "reasoning_tokens": "integer", "cost_usd": "float8", "provider_cost_usd": "float8",
-    "book_cost_usd": "float8", "latency_ms": "float8", "ttft_ms": "float8",
-}
+# One statement per batch: the rows as one JSON array, turned back into `usage` records by the
+# server. One round trip, no per-value binding in Python (asyncpg's array encoding checked
+# every element against collections.abc: a fifth of the writer's CPU), and RETURNING says
+# which ids were new.
+_PG_INSERT = text(
+    f"INSERT INTO usage ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+    "FROM json_populate_recordset(NULL::usage, CAST(:rows AS json)) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id")
 # What a row without the column gets (rows spooled by older versions lack the newer ones).
 _DEFAULTS: dict[str, Any] = {
-    **{c.name: getattr(c.default, "arg", None) for c in usage.columns if c.default is not None},
+    **{str(c.name): getattr(c.default, "arg", None)
+       for c in usage.columns if c.default is not None},
     "api": "openai.chat",
 }
-_PG_INSERT = text(
-    f"INSERT INTO usage ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in COLUMNS)
-    + ") ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
-async def _insert_unnest(conn: AsyncConnection,
-                         rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    params = {name: [row.get(name, _DEFAULTS.get(name)) for row in rows] for name in COLUMNS}
-    stored = set((await conn.execute(_PG_INSERT, params)).scalars())
+async def _insert_json(conn: AsyncConnection,
+                       rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    payload = orjson.dumps(rows).decode()
+    stored = set((await conn.execute(_PG_INSERT, {"rows": payload})).scalars())
     return rows if len(stored) == len(rows) else [row for row in rows if row["id"] in stored]
 
 
