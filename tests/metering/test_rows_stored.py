@@ -4,6 +4,7 @@ timestamps, NULLs, and rows spooled by older versions that lack the newer column
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -90,3 +91,21 @@ def test_row_ids_grow_with_time_and_never_repeat() -> None:
     assert ids == sorted(ids)  # one a millisecond apart: strictly in time order
     same_ms = {row_id(now) for _ in range(1000)}
     assert len(same_ms) == 1000  # 80 random bits tell calls of one millisecond apart
+
+
+def test_a_forked_worker_mints_other_ids_than_its_parent() -> None:
+    """Workers are forked: a child repeating its parent's random bits would mint the same ids,
+    and the insert's ON CONFLICT DO NOTHING would silently drop one of the two rows."""
+    now = time.time()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, "".join(row_id(now) for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    theirs = {text[i:i + 32] for i in range(0, len(text), 32)}
+    ours = {row_id(now) for _ in range(50)}
+    assert len(theirs) == 50 and not theirs & ours
