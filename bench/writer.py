@@ -1,11 +1,14 @@
 """Metering writer throughput: rows/s from `record()` to committed Postgres rows.
 
     .venv/bin/python bench/writer.py [--rows 100000] [--batch-size 1000] [--url postgresql://...]
+        [--database NAME] [--checkout DIR]
 
 Creates a scratch database (switchyard_bench_<random>) on the server in --url (default
 postgres@127.0.0.1:5432), migrates it, records --rows usage events as fast as one event loop
 can, waits until every row is committed, counts them, and drops the database. Prints the
-rows/s and the line to paste into bench/RESULTS-metering.md.
+rows/s and the line to paste into bench/RESULTS-metering.md. `--database` writes into an
+existing database instead (e.g. usage_scale.py's 20M-row one; the rows stay), `--checkout`
+runs another checkout's gateway/ (a before/after pair in one session of runs).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from pathlib import Path
 import asyncpg
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--checkout" in sys.argv:  # before the gateway imports below
+    sys.path.insert(0, sys.argv[sys.argv.index("--checkout") + 1])
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.db.engine import async_url
 from gateway.db.store import UsageStore
@@ -31,10 +37,12 @@ from gateway.metering.spool import Spool
 from gateway.metering.writer import MeteringWriter
 from gateway.usage import Usage, UsageEvent
 
+RUN = secrets.token_hex(3)  # request ids differ between runs into one database
+
 
 def event(i: int) -> UsageEvent:
     return UsageEvent(
-        request_id=f"bench-{i}", requested_model="deepseek-chat", model="deepseek-v4-flash",
+        request_id=f"bench-{RUN}-{i}", requested_model="deepseek-chat", model="deepseek-v4-flash",
         thinking="off", stream=bool(i % 2), status="ok", provider="deepseek",
         upstream_model="deepseek-v4-flash", attempts=[("deepseek", "200")],
         usage=Usage(prompt_tokens=1200, completion_tokens=300, cache_hit_tokens=1000,
@@ -58,12 +66,17 @@ async def drive(writer: MeteringWriter, rows: int) -> float:
     return time.perf_counter() - started
 
 
-async def run(server: str, rows: int, batch_size: int, queue_size: int) -> float:
-    name = f"switchyard_bench_{secrets.token_hex(4)}"
+async def run(server: str, rows: int, batch_size: int, queue_size: int,
+              database: str | None) -> float:
+    base = server.rsplit("/", 1)[0]
+    name = database or f"switchyard_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    if database is None:
+        await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = async_url(server.rsplit("/", 1)[0] + "/" + name, "unused")
+        url = async_url(f"{base}/{name}", "unused")
+        conn = await asyncpg.connect(f"{base}/{name}")
+        before = await conn.fetchval("SELECT count(*) FROM usage") if database else 0
         with tempfile.TemporaryDirectory() as spool_dir:
             writer = MeteringWriter(UsageStore(url), Spool(spool_dir), PriceBook.load(),
                                     batch_size=batch_size, flush_interval=0.05,
@@ -71,16 +84,17 @@ async def run(server: str, rows: int, batch_size: int, queue_size: int) -> float
             elapsed = await drive(writer, rows)
             spilled = writer.rows_stored
             await writer.close()
-        conn = await asyncpg.connect(server.rsplit("/", 1)[0] + "/" + name)
-        stored = await conn.fetchval("SELECT count(*) FROM usage")
+        stored = await conn.fetchval("SELECT count(*) FROM usage") - before
         await conn.close()
         if stored != rows:
             raise SystemExit(f"stored {stored} rows, expected {rows}")
         print(f"{rows} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
-              f"(batch {batch_size}, queue {queue_size}, stored by writer {spilled})")
+              f"(batch {batch_size}, queue {queue_size}, stored by writer {spilled}, "
+              f"into {'a fresh database' if database is None else f'{name} ({before:,} rows)'})")
         return rows / elapsed
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if database is None:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
@@ -92,8 +106,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--queue-size", type=int, default=200_000)
+    parser.add_argument("--database", help="write into this existing, migrated database")
+    parser.add_argument("--checkout", help="a directory holding the gateway/ to measure")
     args = parser.parse_args()
-    uvloop.run(run(args.url, args.rows, args.batch_size, args.queue_size))
+    uvloop.run(run(args.url, args.rows, args.batch_size, args.queue_size, args.database))
 
 
 if __name__ == "__main__":
