@@ -48,23 +48,28 @@ TOKEN_COLUMNS = ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens",
                  "completion_tokens", "reasoning_tokens")
 
 
+def unique_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first row of each id, in order, each with every column: rows spooled by older
+    versions lack the newer columns and get their defaults."""
+    whole = len(COLUMNS)
+    firsts = list({row["id"]: row for row in reversed(rows)}.values())[::-1]
+    return [row if len(row) >= whole else {**_DEFAULTS, **row} for row in firsts]
+
+
 async def insert_rows(conn: AsyncConnection,
-                      rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stores the rows whose id is not stored yet (so replays are safe) and returns them: the
-    rows the rollups must add, and only those."""
+                      rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stores the rows (from `unique_rows`) whose id is not stored yet, so replays are safe,
+    and returns them: the rows the rollups must add, and only those."""
     if not rows:
         return []
-    fresh = list({row["id"]: row for row in reversed(rows)}.values())[::-1]  # first of an id
-    whole = len(COLUMNS)  # rows spooled by older versions lack the newer columns
-    fresh = [row if len(row) >= whole else {**_DEFAULTS, **row} for row in fresh]
     if conn.dialect.name == "postgresql":
-        return await _insert_json(conn, fresh)
+        return await _insert_json(conn, rows)
     known: set[str] = set()
-    for i in range(0, len(fresh), _SQLITE_IN_MAX):
-        ids = [row["id"] for row in fresh[i:i + _SQLITE_IN_MAX]]
+    for i in range(0, len(rows), _SQLITE_IN_MAX):
+        ids = [row["id"] for row in rows[i:i + _SQLITE_IN_MAX]]
         found = await conn.execute(select(usage.c.id).where(usage.c.id.in_(ids)))
         known.update(found.scalars())
-    fresh = [row for row in fresh if row["id"] not in known]
+    fresh = [row for row in rows if row["id"] not in known]
     if fresh:
         await conn.execute(sqlite.insert(usage), fresh)
     return fresh

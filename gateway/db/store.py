@@ -76,10 +76,18 @@ class UsageStore:
         the hourly rollups (priced with `prices`, default the shipped book). Returns how many
         were new."""
         await self.prepare()
+        prices = prices or self._prices()
+        unique = queries.unique_rows(rows)
+        # Summed before the transaction, a slice at a time: a batch's sums take milliseconds
+        # of the event loop that requests share, and row locks on the rollups are held for
+        # less time. Every row is normally new; a replay re-sums the ones really stored.
+        rollup = await rollups.aggregate_in_slices(unique, prices)
         async with self.engine.begin() as conn:
-            fresh = await queries.insert_rows(conn, rows)
+            fresh = await queries.insert_rows(conn, unique)
             if fresh:
-                await rollups.add(conn, rollups.aggregate(fresh, prices or self._prices()))
+                if len(fresh) != len(unique):
+                    rollup = rollups.aggregate(fresh, prices)
+                await rollups.add(conn, rollup)
         return len(fresh)
 
     def _prices(self) -> PriceBook:

@@ -15,8 +15,9 @@ row (pruned by retention) keep their rollups.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -198,6 +199,17 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
             sums[13] += ttft
             ttft_key = (hour, provider, model, api, "ttft", bucket_of(ttft))
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
+    return out
+
+
+async def aggregate_in_slices(rows: Sequence[Mapping[str, Any]], prices: PriceBook,
+                              size: int = 200) -> Rollup:
+    """`aggregate`, giving the event loop back between slices of `size` rows."""
+    out = Rollup()
+    for start in range(0, len(rows), size):
+        if start:
+            await asyncio.sleep(0)
+        aggregate(rows[start:start + size], prices, out)
     return out
 
 
