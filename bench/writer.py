@@ -41,13 +41,22 @@ RUN = secrets.token_hex(3)  # request ids differ between runs into one database
 
 
 def event(i: int) -> UsageEvent:
+    """Calls of 50 keys in 5 teams, each key with its own model, API and thinking mode (as in
+    usage_scale.py), 3% failed, latencies spread over the histogram: a batch touches a few
+    hundred rollup rows, as a busy gateway's does."""
+    k = i % 50
+    failed = i % 33 == 0
     return UsageEvent(
-        request_id=f"bench-{RUN}-{i}", requested_model="deepseek-chat", model="deepseek-v4-flash",
-        thinking="off", stream=bool(i % 2), status="ok", provider="deepseek",
+        request_id=f"bench-{RUN}-{i}", requested_model="deepseek-chat",
+        model="deepseek-v4-pro" if k % 7 == 0 else "deepseek-v4-flash",
+        thinking=("off", "high", "max")[k % 3], stream=bool(i % 2),
+        status="error" if failed else "ok", provider=("deepseek", "openrouter")[i % 10 == 0],
         upstream_model="deepseek-v4-flash", attempts=[("deepseek", "200")],
         usage=Usage(prompt_tokens=1200, completion_tokens=300, cache_hit_tokens=1000,
                     cache_miss_tokens=200, reasoning_tokens=120),
-        client_user="bench", latency_s=0.8, ttft_s=0.2,
+        key_id=f"key-{k}", team=f"team-{k % 5}", client_user="bench",
+        latency_s=0.2 + (i % 97) / 10, ttft_s=0.05 + (i % 89) / 100,
+        api=("openai.chat", "anthropic.messages", "openai.responses", "ollama.chat")[k % 4],
     )
 
 
