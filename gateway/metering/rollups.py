@@ -16,7 +16,6 @@ row (pruned by retention) keep their rollups.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,7 +230,7 @@ async def add(conn: AsyncConnection, rollup: Rollup) -> None:
         if not rows:
             continue
         if postgres:  # one statement per table, however many rows the batch touched
-            await conn.execute(_json_upsert(table), {"rows": orjson.dumps(rows).decode()})
+            await conn.execute(_JSON_UPSERTS[table.name], {"rows": orjson.dumps(rows).decode()})
             continue
         stmt = sqlite.insert(table)
         await conn.execute(stmt.on_conflict_do_update(
@@ -243,7 +242,6 @@ def _sums(table: Table) -> list[Column[Any]]:
     return [c for c in table.columns if not c.primary_key]
 
 
-@functools.cache
 def _json_upsert(table: Table) -> TextClause:
     """INSERT ... SELECT FROM json_populate_recordset(...) ON CONFLICT DO UPDATE adding the
     sums: Postgres ran an executemany's upsert once per rollup row (hundreds a batch), which
@@ -256,6 +254,10 @@ def _json_upsert(table: Table) -> TextClause:
     return text(f"INSERT INTO {table.name} ({columns}) SELECT {columns} "
                 f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) "
                 f"ON CONFLICT ({keys}) DO UPDATE SET {sums}")
+
+
+_JSON_UPSERTS = {table.name: _json_upsert(table) for table in (
+    usage_hourly, usage_daily, usage_latency_hourly, usage_latency_daily)}
 
 
 # ---- rebuild ------------------------------------------------------------------------------
