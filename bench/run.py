@@ -593,7 +593,9 @@ def parse_wrk(output: str) -> WrkRun:
     )
 
 
-def run_wrk(pinning: Pinning, url: str, mode: Mode, connections: int, seconds: float) -> WrkRun:
+def run_wrk(pinning: Pinning, url: str, mode: Mode, connections: int, seconds: float,
+            pace_ms: int | None = None) -> WrkRun:
+    """wrk against url; with pace_ms each connection waits that long before each request."""
     argv = [
         *pinning.load,
         "wrk",
@@ -607,8 +609,10 @@ def run_wrk(pinning: Pinning, url: str, mode: Mode, connections: int, seconds: f
         str(BENCH_DIR / "post.lua"),
         url,
     ]
-    if mode == "stream":
-        argv += ["--", "stream"]
+    if mode == "stream" or pace_ms is not None:
+        argv += ["--", "stream" if mode == "stream" else "plain"]
+    if pace_ms is not None:
+        argv.append(str(pace_ms))
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")

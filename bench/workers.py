@@ -81,6 +81,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--pace", type=int, default=None, metavar="MS",
+                   help="each connection waits MS ms before each request: a fixed offered "
+                        "rate (connections x 1000 / MS per s) that no gateway saturates, so "
+                        "every count is measured at the same requests per wake-up")
     p.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS-workers.md")
     p.add_argument("--database-url", default=run.DEFAULT_DATABASE)
     opts = p.parse_args()
@@ -120,7 +124,7 @@ def main() -> int:
             if n.endswith("s"):
                 spread(child.proc.pid)
             run.check_answer(run.chat_url(port), opts.mode)
-            run.run_wrk(pinning, run.chat_url(port), opts.mode, opts.connections, 2.0)
+            run.run_wrk(pinning, run.chat_url(port), opts.mode, opts.connections, 2.0, opts.pace)
             servers[n] = (child, port)
         for i in range(opts.repeats):
             for n in run.round_order(counts, i):
@@ -128,7 +132,7 @@ def main() -> int:
                 before = cpu_seconds(child.proc.pid)
                 switched = switches(child.proc.pid)
                 wrk = run.run_wrk(pinning, run.chat_url(port), opts.mode, opts.connections,
-                                  opts.seconds)
+                                  opts.seconds, opts.pace)
                 used = cpu_seconds(child.proc.pid) - before
                 requests = wrk.rps * opts.seconds
                 switches_per[n].append((switches(child.proc.pid) - switched) / requests)
@@ -153,10 +157,12 @@ def main() -> int:
         f"- command: `python bench/workers.py {' '.join(sys.argv[1:])}`",
         f"- load average at start: {load_start}; at end: "
         + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        f"- {opts.mode}, {opts.connections} connections, {opts.repeats} x {opts.seconds:g} s "
-        "wrk runs per gateway, interleaved; every gateway process pinned to CPU 0, wrk and "
-        "nginx to CPU 1 (`s`: workers one per CPU); metering on, into Postgres (one scratch "
-        "database per gateway); "
+        f"- {opts.mode}, {opts.connections} connections"
+        + (f", each waiting {opts.pace} ms before each request (offered "
+           f"{opts.connections * 1000 / opts.pace:,.0f} requests/s)" if opts.pace else "")
+        + f", {opts.repeats} x {opts.seconds:g} s wrk runs per gateway, interleaved; every "
+        "gateway process pinned to CPU 0, wrk and nginx to CPU 1 (`s`: workers one per CPU); "
+        "metering on, into Postgres (one scratch database per gateway); "
         "`PROMETHEUS_MULTIPROC_DIR` set for more than one worker (multiprocess metrics), unset "
         "for one (in-memory metrics, as `gateway serve` runs by default)",
         "", "| workers | CPU per request, median (us) | runs (us) | requests/s, median | "

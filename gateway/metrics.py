@@ -35,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from gateway import metrics_files
 from gateway.routing.health import BreakerState, HealthBoard
 from gateway.usage import UsageEvent
 
@@ -59,6 +60,8 @@ OTHER_REASON = "other"
 class GatewayMetrics:
     def __init__(self, board: HealthBoard, target_keys: list[str]) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # Values reach the shared files once a second, not on every change (metrics_files).
+        self._files = metrics_files.install() if self.multiprocess else None
         self.registry = CollectorRegistry(auto_describe=True)
         # In multiprocess mode values live in files; the metric objects must not be registered
         # (the MultiProcessCollector reads them all back at scrape time).
@@ -154,6 +157,8 @@ class GatewayMetrics:
             series(self.cost, model, provider).inc(event.cost_usd)
 
     def render(self) -> tuple[bytes, str]:
+        if self._files is not None:
+            self._files.flush()  # this process's values exact; the other workers' <= 1 s old
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -120,6 +120,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def total_ok(samples: dict) -> float:
+    return value(samples, "gateway_requests_total", model="deepseek-v4-flash",
+                 provider="deepseek", status="ok")
+
+
 def test_several_worker_processes_report_one_total(
     upstreams: Upstreams, tmp_path: Path
 ) -> None:
@@ -152,6 +157,10 @@ def test_several_worker_processes_report_one_total(
                 r = http.post(base + "/v1/chat/completions",
                               json={"model": "deepseek-chat", "messages": MESSAGES})
                 assert r.status_code == 200
+        # Each worker writes its values to the shared files once a second (metrics_files).
+        deadline = time.monotonic() + 3
+        while total_ok(scrape(base)) != n and time.monotonic() < deadline:
+            time.sleep(0.1)
         for _ in range(3):  # whichever worker answers the scrape, the total is the same
             m = scrape(base)
             assert value(m, "gateway_requests_total", model="deepseek-v4-flash",
