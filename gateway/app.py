@@ -40,7 +40,7 @@ from gateway.gctune import freeze_after_startup
 from gateway.keys.manager import KeyManager
 from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission
-from gateway.limits.budget import BudgetTracker
+from gateway.limits.budget import BudgetTracker, SpendUnknown
 from gateway.limits.ratelimit import RateLimiter
 from gateway.limits.redislink import RedisLink
 from gateway.metering.cost import PricingSink
@@ -292,9 +292,10 @@ def _build_admission(config: GatewayConfig, metering: MeteringWriter | None,
             return 0.0
         try:
             return await metering.store.spend_since(subject, since)
-        except Exception:  # database down: count from zero rather than refuse traffic
-            log.warning("cannot read recorded spend for %s; counting from zero", subject)
-            return 0.0
+        except Exception as exc:  # database down: the tracker counts on without a seed
+            log.warning("cannot read recorded spend for %s (%s); counting this process's "
+                        "charges until it can", subject, type(exc).__name__)
+            raise SpendUnknown(subject) from exc
 
     return Admission(RateLimiter(link), BudgetTracker(link, recorded_spend), link)
 

@@ -25,8 +25,14 @@ log = logging.getLogger("gateway.limits")
 _PREFIX = "switchyard:spend:"
 _TTL_SECONDS = 40 * 86400
 
-# Spend already recorded in the database for `subject` since `since`.
+# Spend already recorded in the database for `subject` since `since`; raises SpendUnknown
+# when it cannot be read.
 SpendLoader = Callable[[str, datetime], Awaitable[float]]
+_RETRY_SECONDS = 10.0  # how long a failed read of the recorded spend is not tried again
+
+
+class SpendUnknown(Exception):
+    """The recorded spend could not be read (the database is down or too slow)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,8 @@ class BudgetTracker:
         self._local: dict[str, float] = {}  # without Redis: the whole spend
         self._seen: dict[str, float] = {}  # with Redis: its last value
         self._unsent: dict[str, float] = {}  # charged while Redis was down
+        self._unseeded: dict[str, float] = {}  # charged while the recorded spend was unknown
+        self._retry_at: dict[str, float] = {}  # when to read an unknown recorded spend again
 
     async def close(self) -> None:
         if self._link is not None and self._owns_link:
@@ -79,6 +87,8 @@ class BudgetTracker:
         for budget in budgets:
             start, end, period_id = period_bounds(budget.period, now)
             spent = await self._spent(budget.subject, period_id, start)
+            if spent is None:  # only what this process charged since: better than refusing
+                spent = self._unseeded.get(_key(budget.subject, period_id), 0.0)
             if spent >= budget.usd:
                 return Exhausted(budget, spent, end)
         return None
@@ -89,8 +99,10 @@ class BudgetTracker:
         now = datetime.fromtimestamp(self._clock(), UTC)
         for budget in budgets:
             start, _, period_id = period_bounds(budget.period, now)
-            await self._spent(budget.subject, period_id, start)  # make sure it is seeded
             name = _key(budget.subject, period_id)
+            if await self._spent(budget.subject, period_id, start) is None:
+                self._unseeded[name] = self._unseeded.get(name, 0.0) + usd
+                continue
             if self._link is None:
                 self._local[name] = self._local.get(name, 0.0) + usd
                 continue
@@ -104,7 +116,11 @@ class BudgetTracker:
                     self._link.failed(exc, "charging a budget")
             self._unsent[name] = self._unsent.get(name, 0.0) + usd
 
-    async def _spent(self, subject: str, period_id: str, start: datetime) -> float:
+    async def _spent(self, subject: str, period_id: str, start: datetime) -> float | None:
+        """The period's running spend, seeded from the recorded spend; None while that cannot
+        be read. No seed is stored then: a 0 in Redis would outlive the outage for the whole
+        period on every replica. What is charged meanwhile joins the seed once it is read
+        (errs high if the database also recorded those calls by then)."""
         name = _key(subject, period_id)
         if self._link is not None:
             if self._link.usable:
@@ -112,20 +128,50 @@ class BudgetTracker:
                     async with self._link.deadline():
                         value = await self._link.client.get(name)
                     if value is None:
-                        seed = await self._load(subject, start)  # the database, once
+                        seed = await self._recorded(subject, start, name)
+                        if seed is None:
+                            return None
                         async with self._link.deadline():
                             await self._link.client.set(name, seed, nx=True, ex=_TTL_SECONDS)
                             value = await self._link.client.get(name)
                     self._seen[name] = float(value or 0.0)
+                    self._hold_unseeded(name)
                     return self._seen[name] + self._unsent.get(name, 0.0)
                 except FAILURES as exc:
                     self._link.failed(exc, "reading a budget")
             if name not in self._seen:
-                self._seen[name] = await self._load(subject, start)
+                seed = await self._recorded(subject, start, name)
+                if seed is None:
+                    return None
+                self._seen[name] = seed
+            self._hold_unseeded(name)
             return self._seen[name] + self._unsent.get(name, 0.0)
         if name not in self._local:
-            self._local[name] = await self._load(subject, start)
+            seed = await self._recorded(subject, start, name)
+            if seed is None:
+                return None
+            self._local[name] = seed + self._unseeded.pop(name, 0.0)
         return self._local[name]
+
+    async def _recorded(self, subject: str, start: datetime, name: str) -> float | None:
+        """The recorded spend, or None when it cannot be read now (and then not asked again
+        for _RETRY_SECONDS: every call of the period would otherwise wait on it)."""
+        now = self._clock()
+        if now < self._retry_at.get(name, 0.0):
+            return None
+        try:
+            seed = await self._load(subject, start)
+        except SpendUnknown:
+            self._retry_at[name] = now + _RETRY_SECONDS
+            return None
+        self._retry_at.pop(name, None)
+        return seed
+
+    def _hold_unseeded(self, name: str) -> None:
+        """Charges made before the seed was known: added to Redis with the next charge."""
+        held = self._unseeded.pop(name, None)
+        if held:
+            self._unsent[name] = self._unsent.get(name, 0.0) + held
 
 
 def _key(subject: str, period_id: str) -> str:

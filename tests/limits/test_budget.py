@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.keys.principal import Budget
-from gateway.limits.budget import BudgetTracker, period_bounds
+from gateway.limits.budget import BudgetTracker, SpendUnknown, period_bounds
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NOW = datetime(2026, 11, 29, 15, 30, tzinfo=UTC).timestamp()
@@ -76,3 +76,47 @@ async def test_a_new_day_starts_from_the_ledger_again() -> None:
     assert await tracker.check([budget]) is not None
     now[0] += 86400
     assert await tracker.check([budget]) is None
+
+
+class FlakyLedger(Ledger):
+    """The usage table while the database is down: reads fail until `up` is set."""
+
+    def __init__(self, spent: dict[str, float]) -> None:
+        super().__init__(spent)
+        self.up = False
+
+    async def __call__(self, subject: str, since: datetime) -> float:
+        self.calls.append((subject, since))
+        if not self.up:
+            raise SpendUnknown("database down")
+        return self.spent.get(subject, 0.0)
+
+
+@pytest.mark.parametrize("redis_url", [None, REDIS_URL])
+async def test_a_spend_that_cannot_be_read_is_never_stored_as_zero(
+        redis_url: str | None) -> None:
+    """The ledger is down when a period's first call comes: the tracker counts what it charges
+    meanwhile, stores no seed (in Redis a seed of 0 would outlive the outage for the whole
+    period, on every replica) and asks the ledger again after a pause."""
+    subject = f"team:t-{uuid.uuid4().hex[:8]}"
+    budget = Budget(subject, usd=1.0, period="month")
+    ledger = FlakyLedger({subject: 0.75})
+    now = [NOW]
+    tracker = BudgetTracker(redis_url, ledger, clock=lambda: now[0])
+    assert await tracker.check([budget]) is None  # unknown: the call goes ahead
+    await tracker.charge([budget], 0.30)
+    assert len(ledger.calls) == 1  # not asked again on every call while it is down
+    if redis_url is not None:
+        import redis.asyncio as aioredis
+        client = aioredis.Redis.from_url(redis_url)
+        _, _, period_id = period_bounds("month", datetime.fromtimestamp(NOW, UTC))
+        assert await client.get(f"switchyard:spend:{subject}:{period_id}") is None
+        await client.aclose()
+    ledger.up = True
+    now[0] += 11  # past the pause: the ledger is read again
+    exhausted = await tracker.check([budget])
+    assert exhausted is not None and exhausted.spent == pytest.approx(1.05)
+    await tracker.charge([budget], 0.10)
+    exhausted = await tracker.check([budget])
+    assert exhausted is not None and exhausted.spent == pytest.approx(1.15)
+    await tracker.close()
