@@ -14,14 +14,20 @@ the buckets the writer uses (gateway/metering/buckets.py; on Postgres the same l
 on SQLite bucket_of itself). Hours older than the oldest raw row (pruned by retention) keep the
 histograms they had, under team "": per team they cannot be recovered, and the whole gateway's
 percentiles (the sum over teams) stay exactly what they were. usage_latency_daily is then
-recomputed from usage_latency_hourly. At 20M raw rows this reads the raw table once (about as
-long as the bench's own latency rollup of it); on SQLite it runs in Python, row by row.
+recomputed from usage_latency_hourly. On SQLite the rebuild runs in Python, row by row.
+
+On Postgres it is a statement per day of raw rows, in the migration's one transaction, which
+holds the histogram tables' lock throughout (writers wait, then spool): at 20M rows over 90
+days that is minutes, more than a gateway's start-up allows its migration (5 s), so run
+`gateway migrate` before starting upgraded gateways on a big database. A gateway of an older
+version still running afterwards finds no key for its histogram upsert and spools until it is
+upgraded (its rows replay then, counted once).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,19 +63,28 @@ def upgrade() -> None:
     op.drop_table(DAILY)
     _create_daily(KEY)
     _fill_daily(KEY)
+    if bind.dialect.name == "postgresql":
+        # fresh statistics for the rewritten tables: without them the page's 90-day histogram
+        # was sorted instead of hashed (172 vs 66 ms, bench/RESULTS-usage-scale.md)
+        op.execute(f"ANALYZE {HOURLY}, {DAILY}")
+
+
+# A day of raw rows per statement: each stays far below the client's 30 s command timeout
+# (gateway/db/engine.py WRITES) where one statement over 20M rows would not.
+_CHUNK = timedelta(days=1)
 
 
 def _rebuild_postgres(bind: sa.Connection) -> None:
-    first = bind.scalar(sa.text(
-        "SELECT date_trunc('hour', min(ts) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM usage"))
+    first, last = bind.execute(sa.text(
+        "SELECT date_trunc('hour', min(ts) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', max(ts) "
+        "FROM usage")).one()
     if first is None:
         return
-    bind.execute(sa.text(f"DELETE FROM {HOURLY} WHERE hour >= :first"), {"first": first})
     # bucket_of in SQL: float8 log() is the C library's, as Python's math.log (so ln(1.25)
     # is taken as float8, not numeric); NaN sorts above everything in Postgres, bucket 0 here
     bucket = (f"CASE WHEN m.ms >= 1 AND m.ms <> 'NaN' THEN least({COUNT - 1}, "
               f"floor(ln(m.ms) / ln(CAST({RATIO} AS float8)))::int + 1) ELSE 0 END")
-    bind.execute(sa.text(f"""
+    rebuild = sa.text(f"""
         INSERT INTO {HOURLY} (hour, team, provider, model, api, metric, bucket, count)
         SELECT hour, team, provider, model, api, metric, bucket, count(*) FROM (
           SELECT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
@@ -78,8 +93,16 @@ def _rebuild_postgres(bind: sa.Connection) -> None:
                  {bucket} AS bucket
           FROM usage CROSS JOIN LATERAL
                (VALUES ('latency', coalesce(latency_ms, 0)), ('ttft', ttft_ms)) AS m(metric, ms)
-          WHERE m.ms IS NOT NULL
-        ) AS b GROUP BY 1, 2, 3, 4, 5, 6, 7"""))
+          WHERE ts >= :start AND ts < :stop AND m.ms IS NOT NULL
+        ) AS b GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+    start = first
+    while start <= last:
+        chunk = {"start": start, "stop": start + _CHUNK}
+        bind.execute(sa.text(f"DELETE FROM {HOURLY} WHERE hour >= :start AND hour < :stop"),
+                     chunk)
+        bind.execute(rebuild, chunk)
+        start += _CHUNK
+    bind.execute(sa.text(f"DELETE FROM {HOURLY} WHERE hour >= :start"), {"start": start})
 
 
 def _rebuild_sqlite(bind: sa.Connection) -> None:
