@@ -112,15 +112,16 @@ FROM usage WHERE ts >= $1 AND ts < $2
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 LATENCY_SQL = """
-INSERT INTO usage_latency_hourly (hour, provider, model, api, metric, bucket, count)
-SELECT hour, provider, model, api, metric, bucket, count(*) FROM (
+INSERT INTO usage_latency_hourly (hour, team, provider, model, api, metric, bucket, count)
+SELECT hour, team, provider, model, api, metric, bucket, count(*) FROM (
   SELECT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
-         coalesce(provider, '') AS provider, model, api, m.metric,
-         CASE WHEN m.ms >= 1 THEN least(71, floor(ln(m.ms) / ln(1.25))::int + 1) ELSE 0 END
+         coalesce(team, '') AS team, coalesce(provider, '') AS provider, model, api, m.metric,
+         CASE WHEN m.ms >= 1
+              THEN least(71, floor(ln(m.ms) / ln(CAST(1.25 AS float8)))::int + 1) ELSE 0 END
              AS bucket
   FROM usage CROSS JOIN LATERAL (VALUES ('latency', latency_ms), ('ttft', ttft_ms)) AS m(metric, ms)
   WHERE ts >= $1 AND ts < $2 AND m.ms IS NOT NULL
-) AS b GROUP BY 1, 2, 3, 4, 5, 6
+) AS b GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
 _SUMMED = ("requests, failovers, prompt_tokens, cache_hit_tokens, cache_miss_tokens, "
@@ -133,10 +134,10 @@ DAILY_SQL = (  # what migration 0007 and the writer keep: usage_hourly summed pe
     + ", ".join(f"sum({name})" for name in _SUMMED.split(", "))
     + f" FROM usage_hourly GROUP BY 1, {_DIMS}")
 
-LATENCY_DAILY_SQL = (  # migration 0008's backfill
-    "INSERT INTO usage_latency_daily (day, provider, model, api, metric, bucket, count) "
-    "SELECT CAST(timezone('UTC', hour) AS date), provider, model, api, metric, bucket, "
-    "sum(count) FROM usage_latency_hourly GROUP BY 1, 2, 3, 4, 5, 6")
+LATENCY_DAILY_SQL = (  # migration 0010's (0008's, per team)
+    "INSERT INTO usage_latency_daily (day, team, provider, model, api, metric, bucket, count) "
+    "SELECT CAST(timezone('UTC', hour) AS date), team, provider, model, api, metric, bucket, "
+    "sum(count) FROM usage_latency_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7")
 
 
 def server_url(url: str, database: str) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.db.tables import (
     COLUMNS,
+    LATENCY_DIMENSIONS,
     ROLLUP_COUNTS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
@@ -132,10 +133,11 @@ def rollup_rows(dialect: str, start: datetime | None, end: datetime | None) -> S
 
 def latency_rows(dialect: str, start: datetime | None, end: datetime | None) -> Subquery:
     """The latency histogram rows covering [start, end), split like `rollup_rows`: whole days
-    from usage_latency_daily, edge hours from usage_latency_hourly. Columns: day, provider,
-    model, api, metric, bucket, count (percentiles: gateway.metering.buckets.percentile)."""
+    from usage_latency_daily, edge hours from usage_latency_hourly. Columns: day, team,
+    provider, model, api, metric, bucket, count (percentiles:
+    gateway.metering.buckets.percentile; the whole gateway's: summed over teams)."""
     d, h = usage_latency_daily.c, usage_latency_hourly.c
-    names = ("provider", "model", "api", "metric", "bucket", "count")
+    names = (*LATENCY_DIMENSIONS, "count")
     return _covering(start, end, usage_latency_daily, usage_latency_hourly,
                      select(d.day.label("day"), *(d[name] for name in names)),
                      select(day_of(h.hour, dialect).label("day"), *(h[name] for name in names)),

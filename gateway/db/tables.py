@@ -133,31 +133,39 @@ usage_daily = Table(
 
 # Latency histograms per hour (revision 0006): `metric` is "latency" (whole call) or "ttft"
 # (time to first token); `bucket` is gateway.metering.buckets.bucket_of(ms); percentiles are
-# read from the cumulative counts.
+# read from the cumulative counts. Per team (revision 0010; "" for no team) so that a team's
+# viewer key reads its own percentiles; the master key's sum over teams. Team comes second in
+# the key: a team's range of hours is one index range with the team checked inside it.
+LATENCY_DIMENSIONS = ("team", "provider", "model", "api", "metric", "bucket")
+
+
+def _histogram_columns() -> list[Column[Any]]:
+    """The histogram's dimensions after its time column (all in the primary key), and count."""
+    return [
+        Column("team", String(128), primary_key=True, server_default=""),
+        Column("provider", String(64), primary_key=True, server_default=""),
+        Column("model", String(64), primary_key=True, server_default=""),
+        Column("api", String(32), primary_key=True, server_default=""),
+        Column("metric", String(8), primary_key=True),
+        Column("bucket", SmallInteger, primary_key=True, autoincrement=False),
+        Column("count", BigInteger, nullable=False, server_default="0"),
+    ]
+
+
 usage_latency_hourly = Table(
     "usage_latency_hourly",
     metadata,
     Column("hour", DateTime(timezone=True), primary_key=True),
-    Column("provider", String(64), primary_key=True, server_default=""),
-    Column("model", String(64), primary_key=True, server_default=""),
-    Column("api", String(32), primary_key=True, server_default=""),
-    Column("metric", String(8), primary_key=True),
-    Column("bucket", SmallInteger, primary_key=True, autoincrement=False),
-    Column("count", BigInteger, nullable=False, server_default="0"),
+    *_histogram_columns(),
 )
 
 # The same histograms per UTC day (revision 0008), kept and rebuilt like usage_daily: a 90-day
-# percentile reads ~90 x (provider, model, api) x buckets rows instead of 24 times that.
+# percentile reads ~90 x (team, provider, model, api) x buckets rows instead of 24 times that.
 usage_latency_daily = Table(
     "usage_latency_daily",
     metadata,
     Column("day", Date, primary_key=True),
-    Column("provider", String(64), primary_key=True, server_default=""),
-    Column("model", String(64), primary_key=True, server_default=""),
-    Column("api", String(32), primary_key=True, server_default=""),
-    Column("metric", String(8), primary_key=True),
-    Column("bucket", SmallInteger, primary_key=True, autoincrement=False),
-    Column("count", BigInteger, nullable=False, server_default="0"),
+    *_histogram_columns(),
 )
 
 # Teams group keys under shared limits and budgets (see gateway/keys). `metadata` is free-form

@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from gateway.db.queries import day_of
 from gateway.db.tables import (
+    LATENCY_DIMENSIONS,
     ROLLUP_COUNTS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
@@ -46,7 +47,7 @@ from gateway.metering.prices import PriceBook
 log = logging.getLogger("gateway.metering")
 
 HourKey = tuple[Any, ...]   # (hour, *ROLLUP_DIMENSIONS)
-LatencyKey = tuple[datetime, str, str, str, str, int]  # hour, provider, model, api, metric, bucket
+LatencyKey = tuple[datetime, str, str, str, str, str, int]  # hour, *LATENCY_DIMENSIONS
 _TOKENS = ("prompt_tokens", "cache_hit_tokens", "cache_miss_tokens", "completion_tokens",
            "reasoning_tokens")
 _FIELDS = ROLLUP_COUNTS + ROLLUP_SUMS
@@ -81,16 +82,21 @@ class Rollup:
         return [_as_row("day", key, days[key]) for key in sorted(days)]
 
     def latency_rows(self) -> list[dict[str, Any]]:
-        return [{"hour": k[0], "provider": k[1], "model": k[2], "api": k[3], "metric": k[4],
-                 "bucket": k[5], "count": n} for k, n in sorted(self.latency.items())]
+        """Sorted by key, like `hourly_rows`."""
+        return [_histogram_row("hour", k, n) for k, n in sorted(self.latency.items())]
 
     def latency_daily_rows(self) -> list[dict[str, Any]]:
         days: dict[tuple[Any, ...], int] = {}
         for key, count in self.latency.items():
             day_key = (key[0].date(), *key[1:])
             days[day_key] = days.get(day_key, 0) + count
-        return [{"day": k[0], "provider": k[1], "model": k[2], "api": k[3], "metric": k[4],
-                 "bucket": k[5], "count": n} for k, n in sorted(days.items())]
+        return [_histogram_row("day", k, n) for k, n in sorted(days.items())]
+
+
+def _histogram_row(time_column: str, key: tuple[Any, ...], count: int) -> dict[str, Any]:
+    row: dict[str, Any] = {time_column: key[0], "count": count}
+    row.update(zip(LATENCY_DIMENSIONS, key[1:], strict=True))
+    return row
 
 
 def _as_row(time_column: str, key: HourKey, values: list[float]) -> dict[str, Any]:
@@ -175,8 +181,8 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
         provider = provider or ""
         model = model or ""
         api = api or ""
-        key = (hour, key_id or "", team or "", model, provider, api, thinking or "",
-               status or "")
+        team = team or ""
+        key = (hour, key_id or "", team, model, provider, api, thinking or "", status or "")
         sums = hourly.get(key)
         if sums is None:
             sums = hourly[key] = [0.0] * width
@@ -194,12 +200,12 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
         if hit and provider:
             sums[11] += hit * clock.savings_rate(provider, model, epoch)
         sums[12] += latency_ms or 0.0
-        lat_key = (hour, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
+        lat_key = (hour, team, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
         latency[lat_key] = latency.get(lat_key, 0) + 1
         if ttft is not None:
             sums[7] += 1
             sums[13] += ttft
-            ttft_key = (hour, provider, model, api, "ttft", bucket_of(ttft))
+            ttft_key = (hour, team, provider, model, api, "ttft", bucket_of(ttft))
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
     return out
 
@@ -343,9 +349,9 @@ async def _recompute_days(conn: AsyncConnection, start: datetime, stop: datetime
         .group_by(day, *dims)))
     h = usage_latency_hourly.c
     day = day_of(h.hour, conn.dialect.name)
-    keys = [h.provider, h.model, h.api, h.metric, h.bucket]
+    keys = [h[name] for name in LATENCY_DIMENSIONS]
     await conn.execute(usage_latency_daily.insert().from_select(
-        ["day", "provider", "model", "api", "metric", "bucket", "count"],
+        ["day", *LATENCY_DIMENSIONS, "count"],
         select(day, *keys, func.sum(h.count)).where(h.hour >= low, h.hour < high)
         .group_by(day, *keys)))
 

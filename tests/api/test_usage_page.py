@@ -102,7 +102,7 @@ def test_the_provider_table_reads_percentiles_and_flags_cost_gaps() -> None:
     rows[0].update(failovers=2, provider_cost_usd=1.0, book_cost_usd=0.8)
     latency = [{"provider": "openrouter", "metric": "latency", "bucket": 20, "count": 4},
                {"provider": "openrouter", "metric": "latency", "bucket": 30, "count": 1}]
-    (row,) = views.providers(rows, latency, scoped=False).rows
+    (row,) = views.providers(rows, latency).rows
     assert (row["requests"], row["errors"], row["failovers"]) == (5, 1, 2)
     assert row["error_rate"] == pytest.approx(0.2)
     assert row["latency_p50"] == pytest.approx(1.25 ** 20)

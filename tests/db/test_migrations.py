@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -22,11 +25,22 @@ from typer.testing import CliRunner
 from gateway.cli import cli
 from gateway.db import migrate
 from gateway.db.engine import async_url, create_engine
-from gateway.db.tables import metadata
+from gateway.db.tables import metadata, usage
+from gateway.metering.buckets import COUNT, RATIO
+from gateway.metering.prices import PriceBook
+from gateway.metering.rows import build_row
 from tests.db import pg
+from tests.metering.rollup_oracle import (
+    assert_histogram_days_match,
+    assert_histograms_match,
+    fetch,
+    raw_histograms,
+)
+from tests.metering.test_rollups import random_event
 
 pg_database = pg.pg_database  # the session's scratch Postgres database
 pg_url = pg.pg_url
+PRICES = PriceBook.load()
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -168,3 +182,64 @@ def test_postgres_0003_gives_existing_rows_the_openai_chat_api(fresh_pg_url: str
 def test_sqlite_0003_gives_existing_rows_the_openai_chat_api(tmp_path: Path) -> None:
     rows = asyncio.run(_upgrade_from_0002(async_url(None, tmp_path / "old.db")))
     assert rows == _EXPECTED_0003
+
+
+# ---- 0010_usage_latency_team: the histograms per team, rebuilt from the raw rows ------------
+
+_PRUNED_HOUR = datetime(2025, 3, 1, 10, tzinfo=UTC)  # older than every raw row: retention's
+
+
+def _old_histogram() -> sa.TableClause:
+    """usage_latency_hourly as revisions 0006-0009 knew it (no team)."""
+    return sa.table("usage_latency_hourly", sa.column("hour", sa.DateTime(timezone=True)),
+                    *(sa.column(name) for name in ("provider", "model", "api", "metric",
+                                                   "bucket", "count")))
+
+
+async def _upgrade_0010(url: str, where: str | Path) -> None:
+    """At 0009: raw rows of three teams (and none) with their whole-gateway histograms, as
+    the writer of then kept them, plus an hour pruned by retention. Then up to 0010."""
+    rng = random.Random(10)
+    now = time.time()
+    rows = [build_row(random_event(rng, i, now), PRICES) for i in range(300)]
+    # and latencies on the buckets' edges, where SQL's log() and Python's must agree exactly
+    edges = [0.0, 0.999, 1.0, *(RATIO ** k for k in range(1, COUNT + 2))]
+    rows += [{**rows[i], "id": f"edge{i}", "latency_ms": ms, "ttft_ms": ms * RATIO}
+             for i, ms in enumerate(edges)]
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine, "0009_usage_failed_index")
+        async with engine.begin() as conn:
+            await conn.execute(usage.insert(), rows)
+        whole = raw_histograms(where, teams=False)  # team "" throughout: the old key
+        old = [{"hour": datetime.strptime(k[0], "%Y-%m-%d %H").replace(tzinfo=UTC),
+                "provider": k[2], "model": k[3], "api": k[4], "metric": k[5], "bucket": k[6],
+                "count": n} for k, n in whole.items()]
+        old.append({"hour": _PRUNED_HOUR, "provider": "deepseek", "model": "deepseek-v4-flash",
+                    "api": "openai.chat", "metric": "latency", "bucket": 30, "count": 7})
+        async with engine.begin() as conn:
+            await conn.execute(_old_histogram().insert(), old)
+            await conn.execute(text(
+                "INSERT INTO usage_latency_daily (day, provider, model, api, metric, bucket, "
+                "count) VALUES ('2025-03-01', 'deepseek', 'deepseek-v4-flash', 'openai.chat', "
+                "'latency', 30, 7)"))
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    assert_histograms_match(where, since_oldest_raw_hour=True)
+    pruned = fetch(where, "SELECT team, bucket, count FROM usage_latency_hourly "
+                          "WHERE metric = 'latency' AND bucket = 30 AND model = "
+                          "'deepseek-v4-flash' AND api = 'openai.chat' AND provider = 'deepseek'")
+    assert {"team": "", "bucket": 30, "count": 7} in pruned  # kept, with team ""
+    assert {r["team"] for r in fetch(where, "SELECT team FROM usage_latency_daily")} == {
+        "", "red", "blue"}
+    assert_histogram_days_match(where)  # the daily histograms: the hourly ones summed per day
+
+
+def test_postgres_0010_rebuilds_the_latency_histograms_per_team(fresh_pg_url: str) -> None:
+    asyncio.run(_upgrade_0010(async_url(fresh_pg_url, "unused"), fresh_pg_url))
+
+
+def test_sqlite_0010_rebuilds_the_latency_histograms_per_team(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    asyncio.run(_upgrade_0010(async_url(None, path), path))

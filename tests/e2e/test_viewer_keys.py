@@ -4,14 +4,19 @@ every model API and every admin route refuses it with an OpenAI-format 403."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import cli
+from gateway.metering.buckets import bucket_of, percentile
 from tests.db import pg
 from tests.db.pg import query
 from tests.e2e.conftest import GatewayFactory
@@ -87,7 +92,10 @@ def test_a_viewer_key_reads_only_its_teams_usage_and_calls_nothing(
             assert sum(r["requests"] for r in data["data"]) == 2, (group_by, data)
         assert [r["team"] for r in http.get(
             "/admin/usage", params={"group_by": "team"}).json()["data"]] == [red]
+        # the page's provider table: percentiles of its own team's calls (it showed means)
+        check_percentiles(http, db, red)
     with admin(gateway) as http:  # the master key still sees everyone
+        check_percentiles(http, db, None)  # everyone's calls
         # (the viewer's refused calls are metered too, without a team: it was refused first)
         teams = {r["team"]: r["requests"] - r["refused"] for r in http.get(
             "/admin/usage", params={"group_by": "team"}).json()["data"]}
@@ -99,3 +107,18 @@ def test_a_viewer_key_reads_only_its_teams_usage_and_calls_nothing(
     with admin(gateway, red_user) as http:  # a user key reads no report
         assert http.get("/admin/usage").status_code == 403
     assert httpx.get(gateway.url + "/admin/usage").status_code == 401
+
+
+def check_percentiles(http: httpx.Client, db: str, team: str | None) -> None:
+    """The /ui provider table's deepseek row (CSV) for whoever `http` is, checked against
+    the raw rows of `team` (None: every call): p50 and p95 latency are their buckets'."""
+    response = http.get("/ui", params={"format": "csv", "table": "providers"})
+    assert response.status_code == 200, response.text
+    (row,) = [r for r in csv.DictReader(io.StringIO(response.text))
+              if r["provider"] == "deepseek"]
+    where = "provider = 'deepseek'" + ("" if team is None else " AND team = $1")
+    raw = query(db, f"SELECT latency_ms FROM usage WHERE {where}", *(
+        () if team is None else (team,)))
+    counts = dict(Counter(bucket_of(r["latency_ms"]) for r in raw))
+    assert float(row["latency_p50"]) == pytest.approx(percentile(counts, 0.5))
+    assert float(row["latency_p95"]) == pytest.approx(percentile(counts, 0.95))

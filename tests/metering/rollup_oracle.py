@@ -82,10 +82,9 @@ def assert_rollups_match(where: str | Path, prices: PriceBook) -> int:
     actual = {tuple(r[d] for d in _DIMS): r
               for r in fetch(where, _ROLLUP.format(hour=hour.format(c="hour")))}
     assert set(actual) == set(expected), (set(actual) ^ set(expected))
-    raw = fetch(where, "SELECT ts, provider, model, api, cache_hit_tokens, latency_ms, ttft_ms "
+    raw = fetch(where, "SELECT ts, provider, model, cache_hit_tokens "
                        f", {hour.format(c='ts')} AS hour FROM usage")
     savings: Counter[tuple[Any, ...]] = Counter()
-    latency: Counter[tuple[Any, ...]] = Counter()
     for row in raw:
         ts = row["ts"] if isinstance(row["ts"], datetime) else datetime.fromisoformat(row["ts"])
         ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
@@ -93,10 +92,6 @@ def assert_rollups_match(where: str | Path, prices: PriceBook) -> int:
         if price is not None:
             savings[row["hour"], row["provider"], row["model"]] += (
                 row["cache_hit_tokens"] * (price.cache_miss - price.cache_hit) / 1e6)
-        base = (row["hour"], row["provider"] or "", row["model"], row["api"])
-        latency[(*base, "latency", bucket_of(row["latency_ms"]))] += 1
-        if row["ttft_ms"] is not None:
-            latency[(*base, "ttft", bucket_of(row["ttft_ms"]))] += 1
     got_savings: Counter[tuple[Any, ...]] = Counter()
     for key, row in actual.items():
         want = expected[key]
@@ -105,13 +100,45 @@ def assert_rollups_match(where: str | Path, prices: PriceBook) -> int:
         got_savings[row["hour"], row["provider"], row["model"]] += row["cache_savings_usd"]
     for key in set(savings) | set(got_savings):
         assert _close(got_savings[key], savings[key]), (key, got_savings[key], savings[key])
-    got_latency = Counter({(r["hour"], r["provider"], r["model"], r["api"], r["metric"],
-                            r["bucket"]): r["count"] for r in fetch(
-        where, "SELECT " + hour.format(c="hour") + " AS hour, provider, model, api, metric, "
-        "bucket, count FROM usage_latency_hourly")})
-    assert got_latency == latency
+    assert_histograms_match(where)
     _assert_days_match(where)
     return len(raw)
+
+
+_HISTOGRAM = ("hour", "team", "provider", "model", "api", "metric", "bucket")
+
+
+def raw_histograms(where: str | Path, teams: bool = True) -> Counter[tuple[Any, ...]]:
+    """What usage_latency_hourly must hold per (hour, team, provider, model, api, metric,
+    bucket), from the raw rows; without `teams`, with team "" throughout: the whole gateway's
+    histogram, all that the table held before revision 0010."""
+    hour = _HOUR[_kind(where)]
+    expected: Counter[tuple[Any, ...]] = Counter()
+    for row in fetch(where, f"SELECT {hour.format(c='ts')} AS hour, team, provider, model, "
+                            "api, latency_ms, ttft_ms FROM usage"):
+        base = (row["hour"], (row["team"] or "") if teams else "", row["provider"] or "",
+                row["model"], row["api"])
+        expected[(*base, "latency", bucket_of(row["latency_ms"]))] += 1
+        if row["ttft_ms"] is not None:
+            expected[(*base, "ttft", bucket_of(row["ttft_ms"]))] += 1
+    return expected
+
+
+def _stored_histograms(where: str | Path) -> Counter[tuple[Any, ...]]:
+    hour = _HOUR[_kind(where)]
+    return Counter({tuple(row[name] for name in _HISTOGRAM): row["count"] for row in fetch(
+        where, f"SELECT {hour.format(c='hour')} AS hour, {', '.join(_HISTOGRAM[1:])}, count "
+               "FROM usage_latency_hourly")})
+
+
+def assert_histograms_match(where: str | Path, since_oldest_raw_hour: bool = False) -> None:
+    """usage_latency_hourly holds exactly the raw rows' histograms per team (only for the
+    hours from the oldest raw row on, if asked: older ones are pruned hours)."""
+    actual, expected = _stored_histograms(where), raw_histograms(where)
+    if since_oldest_raw_hour:
+        first = min((key[0] for key in expected), default="")
+        actual = Counter({key: n for key, n in actual.items() if key[0] >= first})
+    assert actual == expected, (actual - expected, expected - actual)
 
 
 _DAY = {"pg": "to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "sqlite": "date(hour)"}
@@ -134,7 +161,14 @@ def _assert_days_match(where: str | Path) -> None:
     for key, row in actual.items():
         for name in _SUMMED:
             assert _close(row[name], expected[key][name]), (key, name)
-    histogram = "provider, model, api, metric, bucket"
+    assert_histogram_days_match(where)
+
+
+def assert_histogram_days_match(where: str | Path) -> None:
+    """usage_latency_daily holds usage_latency_hourly's counts per UTC day and team."""
+    day = _DAY[_kind(where)]
+    stored_day = "to_char(day, 'YYYY-MM-DD')" if _kind(where) == "pg" else "day"
+    histogram = "team, provider, model, api, metric, bucket"
     hourly = {tuple(r.values())[:-1]: r["n"] for r in fetch(
         where, f"SELECT {day} AS day, {histogram}, sum(count) AS n FROM usage_latency_hourly "
                f"GROUP BY {day}, {histogram}")}

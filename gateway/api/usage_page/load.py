@@ -116,7 +116,7 @@ async def load(conn: AsyncConnection, raw: Mapping[str, str], team: str | None,
     older = cursor_of(log[log_rows - 1]) if len(log) > log_rows else None
     series = views.series(points, by, period)
     tables = [
-        views.providers(traffic, latency, scoped=team is not None),
+        views.providers(traffic, latency),
         views.teams(subjects, team_rows, spend),
         views.keys(subjects, key_rows, spend),
         views.breakdown(traffic, "model", "models", "Models"),

@@ -2,13 +2,15 @@
 
 Every aggregate reads the rollups: whole days from `usage_daily`, hours from `usage_hourly`
 (only for the hourly chart of short periods and the edges of a range), latency histograms the
-same way from `usage_latency_daily` and `usage_latency_hourly`; their primary keys start with
-the day or hour, and a team scope uses their (team, day/hour) indexes. So an aggregate's cost
-grows with days x dimension combinations, never with requests. Only the request log reads the
-raw `usage` table, newest first with a keyset cursor on (ts, id) and a LIMIT, so a page of it
-is an index range scan whatever the table's size; a filtered one first asks `usage_hourly`
-which hours hold its matches, so a rare combination does not scan the whole period. Postgres
-and SQLite both: nothing here is dialect-specific except the day truncation.
+same way from `usage_latency_daily` and `usage_latency_hourly` (per team: a viewer reads its
+own, the master key the sum over teams); their primary keys start with the day or hour, and a
+team scope uses the (team, day/hour) indexes (the histograms': team second in their primary
+key). So an aggregate's cost grows with days x dimension combinations, never with requests.
+Only the request log reads the raw `usage` table, newest first with a keyset cursor on
+(ts, id) and a LIMIT, so a page of it is an index range scan whatever the table's size; a
+filtered one first asks `usage_hourly` which hours hold its matches, so a rare combination
+does not scan the whole period. Postgres and SQLite both: nothing here is dialect-specific
+except the day truncation.
 """
 
 from __future__ import annotations
@@ -153,14 +155,12 @@ async def spend_in_periods(conn: AsyncConnection, today: date,
 
 
 async def latency_buckets(conn: AsyncConnection, scope: Scope) -> list[dict[str, Any]]:
-    """Histogram counts per (provider, metric, bucket) in the period. The latency rollup has no
-    team, so a team's scope gets none (its page shows means from `usage_hourly` instead)."""
-    if scope.team is not None:
-        return []
+    """Histogram counts per (provider, metric, bucket) in the period: a viewer's team's own,
+    the whole gateway's (summed over teams) for the master key."""
     t = latency_rows(conn.dialect.name, scope.start, scope.end)  # whole days from the daily
     dims = (t.c.provider, t.c.metric, t.c.bucket)
-    query = select(*dims, func.sum(t.c.count).label("count")).group_by(*dims)
-    return [dict(row) for row in (await conn.execute(query)).mappings()]
+    query = _team(select(*dims, func.sum(t.c.count).label("count")), t, scope.team)
+    return [dict(row) for row in (await conn.execute(query.group_by(*dims))).mappings()]
 
 
 async def keys(conn: AsyncConnection, team: str | None) -> list[dict[str, Any]]:

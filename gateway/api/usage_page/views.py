@@ -174,10 +174,9 @@ def breakdown(traffic: list[dict[str, Any]], by: str, name: str, title: str) -> 
                  _share_rows(_fold(traffic, by), by, total))
 
 
-def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]],
-              scoped: bool) -> Table:
+def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]]) -> Table:
     """Who served the traffic: share, failovers, errors, latency and both costs. Percentiles
-    come from the latency histograms; a team's scope (which they do not cover) gets means."""
+    come from the latency histograms (a viewer's: its team's own)."""
     served = [row for row in traffic if row["status"] != "refused"]
     total = sum(float(r["requests"]) for r in served)
     rows = _share_rows(_fold(served, "provider"), "provider", total)
@@ -187,47 +186,28 @@ def providers(traffic: list[dict[str, Any]], latency: list[dict[str, Any]],
             int(row["count"])
     for row in rows:
         name = row["provider"]
-        if scoped:
-            row["latency_p50"] = _mean(row["latency_ms_sum"], row["requests"])
-            row["ttft_p50"] = _mean(row["ttft_ms_sum"], row["ttft_count"])
-            row["latency_p95"] = row["ttft_p95"] = None
-        else:
-            for metric, key in (("latency", "latency"), ("ttft", "ttft")):
-                counts = histograms.get((name, metric), {})
-                row[f"{key}_p50"] = percentile(counts, 0.5)
-                row[f"{key}_p95"] = percentile(counts, 0.95)
+        for metric in ("latency", "ttft"):
+            counts = histograms.get((name, metric), {})
+            row[f"{metric}_p50"] = percentile(counts, 0.5)
+            row[f"{metric}_p95"] = percentile(counts, 0.95)
         row["failovers"] = int(row["failovers"])
         reported = row["provider_cost_usd"] or None  # the rollup sums 0 where none reported
         row["provider_cost_usd"] = reported
         row["cost_gap_usd"] = reported - row["book_cost_usd"] if reported else None
-    p50 = "Latency mean" if scoped else "Latency p50"
-    ttft = "TTFT mean" if scoped else "TTFT p50"
     columns = [Column("provider", "Provider"), Column("requests", "Requests", "int"),
                Column("share", "Share", "pct"),
                Column("failovers", "Failed over to", "int"),
                Column("errors", "Errors", "int"), Column("error_rate", "Error rate", "pct"),
-               Column("latency_p50", p50, "ms")]
-    if not scoped:
-        columns.append(Column("latency_p95", "p95", "ms"))
-    columns.append(Column("ttft_p50", ttft, "ms"))
-    if not scoped:
-        columns.append(Column("ttft_p95", "p95", "ms"))
-    columns += [Column("cost_usd", "Billed", "usd"),
-                Column("provider_cost_usd", "Reported", "usd"),
-                Column("book_cost_usd", "Price book", "usd"),
-                Column("cost_gap_usd", "Reported - book", "usd")]
+               Column("latency_p50", "Latency p50", "ms"), Column("latency_p95", "p95", "ms"),
+               Column("ttft_p50", "TTFT p50", "ms"), Column("ttft_p95", "p95", "ms"),
+               Column("cost_usd", "Billed", "usd"),
+               Column("provider_cost_usd", "Reported", "usd"),
+               Column("book_cost_usd", "Price book", "usd"),
+               Column("cost_gap_usd", "Reported - book", "usd")]
     note = ("Failed over to: calls this provider took after an earlier one failed; (none): "
             "calls no provider served. Percentiles are bucket edges (about 12% wide). Billed: "
             "the provider's reported cost where it reports one, else the price book's.")
-    if scoped:
-        note = ("Failed over to: calls this provider took after an earlier one failed. "
-                "Latency percentiles are kept per provider for the whole gateway, so a team's "
-                "view shows its own means.")
     return Table("providers", "Providers", columns, rows, note)
-
-
-def _mean(total: float, count: float) -> float | None:
-    return total / count if count else None
 
 
 def _budget(spent: dict[str, float] | None, budget: float | None,
