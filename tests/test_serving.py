@@ -60,11 +60,11 @@ async def _run(kind: type[RequestResponseCycle], messages: list[Message | None],
     return transport
 
 
-JSON = [{"type": "http.response.start", "status": 200,
+JSON: list[Message] = [{"type": "http.response.start", "status": 200,
          "headers": [(b"content-type", b"application/json"), (b"content-length", b"2"),
                      (b"x-request-id", b"abc")]},
         {"type": "http.response.body", "body": b"{}"}]
-STREAM = [{"type": "http.response.start", "status": 200,
+STREAM: list[Message] = [{"type": "http.response.start", "status": 200,
            "headers": [(b"content-type", b"text/event-stream")]},
           {"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True},
           {"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True},
@@ -96,7 +96,7 @@ async def test_connection_close_is_honoured() -> None:
                                     (b"x-ok", b"a\x00")])
 async def test_bad_headers_are_refused_as_uvicorn_refuses_them(
         header: tuple[bytes, bytes]) -> None:
-    start = {"type": "http.response.start", "status": 200,
+    start: Message = {"type": "http.response.start", "status": 200,
              "headers": [(b"content-type", b"application/json"), header]}
     for kind in (RequestResponseCycle, HeadWithBody):
         with pytest.raises(RuntimeError, match="Invalid HTTP header"):
