@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -137,14 +138,15 @@ class HeadWithBody(RequestResponseCycle):
 
     _head: bytes | None = None
 
-    async def send(self, message: Any) -> None:
+    def send(self, message: Any) -> Coroutine[Any, Any, None]:
+        """Not a coroutine itself: a stream's body parts go to uvicorn's `send` with no frame
+        of ours in between."""
         if self._head is not None:
-            await self._send_after_head(message)
-        elif (self.response_started or message["type"] != "http.response.start"
-              or self.access_log or self.scope["method"] == "HEAD"):
-            await super().send(message)  # uvicorn's own way
-        else:
-            await self._hold_head(message)
+            return self._send_after_head(message)
+        if (self.response_started or message["type"] != "http.response.start"
+                or self.access_log or self.scope["method"] == "HEAD"):
+            return RequestResponseCycle.send(self, message)  # uvicorn's own way
+        return self._hold_head(message)
 
     async def _hold_head(self, message: Any) -> None:
         if self.flow.write_paused and not self.disconnected:
