@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any, Protocol
 
 from gateway.usage import Usage, UsageEvent
@@ -137,6 +138,9 @@ class AccessBatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._lines: list[AccessLine] = []
+        # Each tick's record is a copy of this one with the time of the tick: a LogRecord
+        # made anew (its caller, thread and process looked up) was 40% of a one-line tick.
+        self._template = logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "", None, None)
 
     def add(self, line: AccessLine) -> None:
         lines = self._lines
@@ -152,7 +156,7 @@ class AccessBatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
         lines, self._lines = self._lines, []
         if not lines:
             return
-        record = logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "", None, None)
+        record = self._record()
         formatter = self.formatter or logging.Formatter()
         batch = getattr(formatter, "format_access", None)
         if batch is not None:
@@ -169,6 +173,17 @@ class AccessBatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.release()
         except Exception:
             self.handleError(record)
+
+    def _record(self) -> logging.LogRecord:
+        """The template with the time now, set as LogRecord sets it."""
+        template = self._template
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__.update(template.__dict__)
+        now = time.time()
+        record.created = now
+        record.msecs = int((now - int(now)) * 1000) + 0.0
+        record.relativeCreated = template.relativeCreated + (now - template.created) * 1000
+        return record
 
     def flush(self) -> None:
         self.write_lines()  # at exit (logging.shutdown) nothing stays buffered
