@@ -160,6 +160,8 @@ class HeadWithBody(RequestResponseCycle):
         asyncio.get_running_loop().call_soon(self._flush_head)
 
     async def _send_after_head(self, message: Any) -> None:
+        """The first message after the start: a body part goes out in one write with the
+        head, framed and accounted as uvicorn's `send` does it."""
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()  # the flush may have run meanwhile
         head, self._head = self._head, None
@@ -168,13 +170,27 @@ class HeadWithBody(RequestResponseCycle):
                 self.transport.write(head)
             await super().send(message)
             return
-        transport = self.transport
-        prefixed = self.transport = _Prefixed(transport, head)  # type: ignore[assignment]
-        try:
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if self.chunked_encoding:
+            parts = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
+            if not more_body:
+                parts.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(parts))
+        elif len(body) == self.expected_content_length or (
+                more_body and len(body) < self.expected_content_length):
+            self.transport.write(head + body)
+            self.expected_content_length -= len(body)
+        else:  # longer or shorter than its content-length: uvicorn's own error
+            self.transport.write(head)
             await super().send(message)
-        finally:
-            self.transport = transport
-            prefixed.flush()  # the head, if uvicorn wrote nothing (or raised first)
+            return
+        if not more_body:
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
 
     def _flush_head(self) -> None:
         head, self._head = self._head, None
@@ -212,27 +228,3 @@ class HeadWithBody(RequestResponseCycle):
         content.append(b"\r\n")
         return b"".join(content)
 
-
-class _Prefixed:
-    """The transport for one `send`: its first write carries the held head too."""
-
-    __slots__ = ("_head", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, head: bytes) -> None:
-        self._transport = transport
-        self._head = head
-
-    def write(self, data: bytes) -> None:
-        head, self._head = self._head, b""
-        self._transport.write(head + data if head else data)
-
-    def flush(self) -> None:
-        if self._head:
-            self.write(b"")
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()

@@ -101,3 +101,23 @@ async def test_bad_headers_are_refused_as_uvicorn_refuses_them(
     for kind in (RequestResponseCycle, HeadWithBody):
         with pytest.raises(RuntimeError, match="Invalid HTTP header"):
             await _run(kind, [start])
+
+
+@pytest.mark.parametrize(("body", "error"), [(b"{}!", "longer"), (b"{", "shorter")])
+async def test_a_body_that_breaks_its_content_length_is_refused_as_uvicorn_refuses_it(
+        body: bytes, error: str) -> None:
+    messages: list[Message] = [JSON[0], {"type": "http.response.body", "body": body}]
+    for kind in (RequestResponseCycle, HeadWithBody):
+        with pytest.raises(RuntimeError, match=f"Response content {error} than Content-Length"):
+            await _run(kind, list(messages))
+
+
+async def test_a_body_in_parts_after_its_content_length_head_is_written_as_it_comes() -> None:
+    start: Message = {"type": "http.response.start", "status": 200,
+                      "headers": [(b"content-length", b"4")]}
+    parts: list[Message] = [start, {"type": "http.response.body", "body": b"ab", "more_body": True},
+                            {"type": "http.response.body", "body": b"cd"}]
+    theirs = await _run(RequestResponseCycle, list(parts))
+    ours = await _run(HeadWithBody, list(parts))
+    assert b"".join(ours.writes) == b"".join(theirs.writes)
+    assert len(ours.writes) == len(theirs.writes) - 1
