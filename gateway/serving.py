@@ -194,7 +194,9 @@ class HeadWithBody(RequestResponseCycle):
 
     def _flush_head(self) -> None:
         head, self._head = self._head, None
-        if head is not None and not self.disconnected:
+        # A transport closed meanwhile (the app failed after its start: uvicorn closes the
+        # connection) takes no more writes.
+        if head is not None and not self.disconnected and not self.transport.is_closing():
             self.transport.write(head)
 
     def _build_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -121,3 +121,12 @@ async def test_a_body_in_parts_after_its_content_length_head_is_written_as_it_co
     ours = await _run(HeadWithBody, list(parts))
     assert b"".join(ours.writes) == b"".join(theirs.writes)
     assert len(ours.writes) == len(theirs.writes) - 1
+
+
+async def test_a_held_head_is_dropped_when_the_connection_closed_before_its_tick_ended() -> None:
+    transport = Transport()
+    cycle = _cycle(HeadWithBody, transport)
+    await cycle.send(JSON[0])  # type: ignore[arg-type]
+    transport.close()  # as uvicorn does when the app fails after starting its response
+    await asyncio.sleep(0)
+    assert transport.writes == []
