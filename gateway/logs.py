@@ -22,6 +22,25 @@ LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, its date made once a second rather than once a line (the milliseconds
+    still per line)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._stamp: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, stamp = self._stamp
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._stamp = (second, stamp)
+        return f"{stamp},{int(record.msecs):03d}"  # as default_msec_format "%s,%03d"
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "message", ...}`; an access line adds its fields."""
 
@@ -89,7 +108,7 @@ def configure(level: str = "info", fmt: LogFormat = "text", *, access_log: bool 
 
 
 def _formatter(fmt: LogFormat) -> logging.Formatter:
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
 def export_settings(level: str, fmt: LogFormat, *, access_log: bool) -> None:

@@ -95,8 +95,11 @@ class GatewayMetrics:
             "gateway_in_flight_requests", "Chat requests being served now.",
             registry=own, multiprocess_mode="livesum")
         self._state = _StateCollector(board, target_keys)
-        # labels() costs a lock and a dict walk; a request touches ~8 series, so keep them.
+        # labels() costs a lock and a dict walk; a request touches ~8 series, so keep them:
+        # per kind of call (api, model, provider, status, thinking) all it touches in one
+        # object (one lookup a call), attempts and refusals per series.
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._calls: dict[tuple[str, ...], _CallSeries] = {}
         self._reasons: set[str] = set()
         if self.multiprocess:
             MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
@@ -127,34 +130,36 @@ class GatewayMetrics:
         status = event.status
         model = event.model or NONE
         api = event.api or NONE
-        series = self._series
         mode = _mode(event.thinking)
         if status == REFUSED:  # nothing was served: a count, never a latency or a token
-            series(self.requests, api, model, NONE, status, self._reason(event.error_type),
-                   mode).inc()
+            self._series(self.requests, api, model, NONE, status,
+                         self._reason(event.error_type), mode).inc()
             return
         provider = event.provider or NONE
-        series(self.requests, api, model, provider, status, "", mode).inc()
+        key = (api, model, provider, status, mode)
+        calls = self._calls.get(key)
+        if calls is None:
+            calls = self._calls[key] = _CallSeries(self, api, model, provider, status, mode)
+        calls.requests.inc()
         for attempt_provider, outcome in event.attempts:
-            series(self.attempts, attempt_provider, outcome).inc()
+            self._series(self.attempts, attempt_provider, outcome).inc()
         if event.provider is None:
             return
-        series(self.duration, model, provider).observe(event.latency_s)
+        calls.child("duration").observe(event.latency_s)
         if event.ttft_s is not None:
-            series(self.ttft, model, provider).observe(event.ttft_s)
+            calls.child("ttft").observe(event.ttft_s)
         if event.overhead_s is not None:
-            series(self.overhead, api).observe(max(0.0, event.overhead_s))
+            calls.child("overhead").observe(max(0.0, event.overhead_s))
         usage = event.usage
         if usage is not None:
-            tokens = self.tokens
-            series(tokens, model, provider, "prompt", mode).inc(usage.prompt_tokens)
-            series(tokens, model, provider, "completion", mode).inc(usage.completion_tokens)
+            calls.child("prompt").inc(usage.prompt_tokens)
+            calls.child("completion").inc(usage.completion_tokens)
             if usage.cache_hit_tokens:
-                series(tokens, model, provider, "cache_hit", mode).inc(usage.cache_hit_tokens)
+                calls.child("cache_hit").inc(usage.cache_hit_tokens)
             if usage.reasoning_tokens:
-                series(tokens, model, provider, "reasoning", mode).inc(usage.reasoning_tokens)
+                calls.child("reasoning").inc(usage.reasoning_tokens)
         if event.cost_usd:
-            series(self.cost, model, provider).inc(event.cost_usd)
+            calls.child("cost").inc(event.cost_usd)
 
     def render(self) -> tuple[bytes, str]:
         if self._files is not None:
@@ -163,6 +168,39 @@ class GatewayMetrics:
 
 
 _MODES = frozenset({"off", "low", "high", "max"})
+
+
+class _CallSeries:
+    """The series one kind of call updates, each resolved (`labels()`) when first used, so
+    a series shows in /metrics only once something was counted in it, as before."""
+
+    __slots__ = ("_children", "_labels", "_metrics", "requests")
+
+    def __init__(self, metrics: GatewayMetrics, api: str, model: str, provider: str,
+                 status: str, mode: str) -> None:
+        self._metrics = metrics
+        self._labels = (model, provider, mode, api)
+        self._children: dict[str, Any] = {}
+        self.requests = metrics.requests.labels(api, model, provider, status, "", mode)
+
+    def child(self, name: str) -> Any:
+        child = self._children.get(name)
+        if child is None:
+            child = self._children[name] = self._resolve(name)
+        return child
+
+    def _resolve(self, name: str) -> Any:
+        m = self._metrics
+        model, provider, mode, api = self._labels
+        if name == "duration":
+            return m.duration.labels(model, provider)
+        if name == "ttft":
+            return m.ttft.labels(model, provider)
+        if name == "overhead":
+            return m.overhead.labels(api)
+        if name == "cost":
+            return m.cost.labels(model, provider)
+        return m.tokens.labels(model, provider, name, mode)  # prompt, completion, ...
 
 
 def _mode(thinking: str) -> str:

@@ -1,5 +1,5 @@
 """The HTTP protocol the gateway is served with: uvicorn's httptools protocol plus a
-header-read timeout and a connection limit.
+header-read timeout, a connection limit, and a response head written with its body.
 
 uvicorn times out idle keep-alive connections but not a connection whose request headers
 never finish: 20,000 idle sockets held that way exhausted the file descriptors and new clients
@@ -11,6 +11,14 @@ logged, at most once per `_LOG_EVERY` seconds with the counts since the last lin
 The settings come from the app's own config (found through the ASGI wrappers), so this class
 works for one process and for spawned workers alike: `gateway serve` passes it as uvicorn's
 `http`.
+
+Each response's head (status line and headers) goes out in the same `write()` as the first
+part of its body when that follows in the same event-loop tick, as it does for every answer
+the hot path sends: one syscall (and one TCP segment) per answer instead of two, which was
+most of uvicorn's `send` in a profile (bench/RESULTS-pipeline.md). A head whose body is not
+sent in that tick is written at the end of it. The headers are still validated as uvicorn
+validates them, with one regex search over all names and one over all values (the patterns
+match single characters, so that is the same check) instead of two searches per header.
 """
 
 from __future__ import annotations
@@ -18,9 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 log = logging.getLogger("gateway")
 
@@ -90,6 +105,9 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_header_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:  # made just now; its task has not run yet
+            cycle.__class__ = HeadWithBody
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
@@ -111,3 +129,104 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._guard.note("timeout")
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class HeadWithBody(RequestResponseCycle):
+    """uvicorn's request/response cycle, its response head held until the first body part
+    (or the end of the tick) and written with it. uvicorn makes the cycle; the protocol
+    switches its class before the app runs (the attributes are uvicorn's own)."""
+
+    _head: bytes | None = None
+
+    def send(self, message: Any) -> Coroutine[Any, Any, None]:
+        """Not a coroutine itself: a stream's body parts go to uvicorn's `send` with no frame
+        of ours in between."""
+        if self._head is not None:
+            return self._send_after_head(message)
+        if (self.response_started or message["type"] != "http.response.start"
+                or self.access_log or self.scope["method"] == "HEAD"):
+            return RequestResponseCycle.send(self, message)  # uvicorn's own way
+        return self._hold_head(message)
+
+    async def _hold_head(self, message: Any) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self._head = self._build_head(message["status"],
+                                      [*self.default_headers, *message.get("headers", ())])
+        asyncio.get_running_loop().call_soon(self._flush_head)
+
+    async def _send_after_head(self, message: Any) -> None:
+        """The first message after the start: a body part goes out in one write with the
+        head, framed and accounted as uvicorn's `send` does it."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()  # the flush may have run meanwhile
+        head, self._head = self._head, None
+        if head is None or self.disconnected or message["type"] != "http.response.body":
+            if head is not None and not self.disconnected:
+                self.transport.write(head)
+            await super().send(message)
+            return
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if self.chunked_encoding:
+            parts = [head, b"%x\r\n" % len(body), body, b"\r\n"] if body else [head]
+            if not more_body:
+                parts.append(b"0\r\n\r\n")
+            self.transport.write(b"".join(parts))
+        elif len(body) == self.expected_content_length or (
+                more_body and len(body) < self.expected_content_length):
+            self.transport.write(head + body)
+            self.expected_content_length -= len(body)
+        else:  # longer or shorter than its content-length: uvicorn's own error
+            self.transport.write(head)
+            await super().send(message)
+            return
+        if not more_body:
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+    def _flush_head(self) -> None:
+        head, self._head = self._head, None
+        # A transport closed meanwhile (the app failed after its start: uvicorn closes the
+        # connection) takes no more writes.
+        if head is not None and not self.disconnected and not self.transport.is_closing():
+            self.transport.write(head)
+
+    def _build_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """uvicorn's `send` for `http.response.start`, less its access log (the gateway turns
+        it off and writes its own) and with the validation in two searches."""
+        if HEADER_RE.search(b"".join([name for name, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if self.chunked_encoding is None and status not in (204, 304):
+            self.chunked_encoding = True  # neither content-length nor transfer-encoding
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
+

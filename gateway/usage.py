@@ -49,16 +49,6 @@ class Usage:
         return out
 
 
-def int_field(data: dict[str, Any] | None, *path: str) -> int | None:
-    """Read a nested integer field that a provider may or may not send."""
-    value: Any = data
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 @dataclass(slots=True)
 class UsageEvent:
     """Everything known about one request when it ends; metering and metrics consume it."""

@@ -16,6 +16,13 @@ from gateway.errors import UpstreamError
 from gateway.routing.failover import AllTargetsFailed, Failover, Served
 from gateway.routing.policy import Target
 
+# A non-streamed attempt with at least this share of the provider's total timeout left is
+# bounded by that timeout (aiohttp's) alone: with the defaults (deadline = total = 1800 s)
+# every call has a few microseconds less than `total` left, and an asyncio timer of its own
+# per call cost ~2% of the gateway's CPU (bench/RESULTS-pipeline.md) to move the end of a
+# half-hour call by that much. Anything further from `total` keeps its own timer.
+_NO_TIMER_ABOVE = 0.999
+
 
 class Dispatcher:
     def __init__(self, failover: Failover, attempter: Attempter) -> None:
@@ -27,7 +34,7 @@ class Dispatcher:
         attempter = self._attempter
 
         async def attempt(target: Target, seconds_left: float) -> Answer:
-            if seconds_left < target.provider.timeouts.total:
+            if seconds_left < target.provider.timeouts.total * _NO_TIMER_ABOVE:
                 async with _Deadline(target, seconds_left):
                     return await attempter.complete(target, call)
             return await attempter.complete(target, call)  # aiohttp's total bounds it

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from starlette.types import Receive, Scope, Send
 
 from gateway.api.asgi import (
+    RawHeaders,
     RequestHeaders,
     RequestIds,
     header_list,
@@ -100,9 +101,9 @@ class Pipeline:
                 streamed = await self._dispatcher.stream(call, headers.pinned)
                 record.served_by(streamed.target, streamed.attempts)
                 started = True
-                extra.update(_served_by(streamed.target, streamed.attempts))
                 relay = Relay(streamed, surface.stream_renderer(call), record, drain)
                 response_headers = header_list(headers.request_id, extra)
+                response_headers += _served_by(streamed.target, streamed.attempts)
                 if streamed.result.complete:
                     await send_whole_event_stream(
                         send, await relay.whole(), response_headers, surface.stream_content_type)
@@ -119,9 +120,9 @@ class Pipeline:
             answer = served.result
             record.answered(answer.usage)
             started = True
-            extra.update(_served_by(served.target, served.attempts))
-            await send_json(send, 200, surface.render_answer(call, answer),
-                            header_list(headers.request_id, extra))
+            response_headers = header_list(headers.request_id, extra)
+            response_headers += _served_by(served.target, served.attempts)
+            await send_json(send, 200, surface.render_answer(call, answer), response_headers)
         except AllTargetsFailed as failed:
             error = failed.error
             error.headers["x-gateway-attempts"] = failed.attempts.header()
@@ -193,9 +194,10 @@ def _internal(request_id: str) -> GatewayError:
                         code="internal_error")
 
 
-def _served_by(target: Target, attempts: Attempts) -> dict[str, str]:
-    return {
-        "x-gateway-provider": target.provider.name,
-        "x-gateway-upstream-model": target.upstream_model,
-        "x-gateway-attempts": attempts.header(),
-    }
+def _served_by(target: Target, attempts: Attempts) -> RawHeaders:
+    """After the rate-limit headers (whose names never clash with these)."""
+    return [
+        (b"x-gateway-provider", target.provider.name.encode("latin-1")),
+        (b"x-gateway-upstream-model", target.upstream_model.encode("latin-1")),
+        (b"x-gateway-attempts", attempts.header().encode("latin-1")),
+    ]

@@ -28,7 +28,7 @@ from gateway.core.call import Call
 from gateway.errors import UpstreamError
 from gateway.reasoning_memory import ReasoningMemory
 from gateway.thinking import Thinking
-from gateway.usage import Usage, int_field
+from gateway.usage import Usage
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 # What the gateway calls itself upstream; a provider's `headers` in config may override it.
@@ -202,23 +202,29 @@ class Provider:
             part.pop("reasoning_content", None)
 
     def parse_usage(self, raw: Any) -> Usage | None:
-        """Read this provider's usage object; the default reads OpenAI's plus DeepSeek's."""
+        """Read this provider's usage object; the default reads OpenAI's plus DeepSeek's.
+        Runs once per call, so each field is read directly (a count is an int, never a
+        bool) rather than through a generic path walk."""
         if not isinstance(raw, dict):
             return None
-        prompt = int_field(raw, "prompt_tokens") or 0
-        hit = int_field(raw, "prompt_cache_hit_tokens")
+        get = raw.get
+        prompt = _int(get("prompt_tokens")) or 0
+        hit = _int(get("prompt_cache_hit_tokens"))
         if hit is None:
-            hit = int_field(raw, "prompt_tokens_details", "cached_tokens")
-        miss = int_field(raw, "prompt_cache_miss_tokens")
-        cost = raw.get("cost")
+            details = get("prompt_tokens_details")
+            hit = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+        miss = _int(get("prompt_cache_miss_tokens"))
+        reasoning = get("completion_tokens_details")
+        cost = get("cost")
         return Usage(
             prompt_tokens=prompt,
-            completion_tokens=int_field(raw, "completion_tokens") or 0,
+            completion_tokens=_int(get("completion_tokens")) or 0,
             cache_hit_tokens=hit,
             cache_miss_tokens=miss if miss is not None else (
                 prompt - hit if hit is not None else None
             ),
-            reasoning_tokens=int_field(raw, "completion_tokens_details", "reasoning_tokens"),
+            reasoning_tokens=(_int(reasoning.get("reasoning_tokens"))
+                              if isinstance(reasoning, dict) else None),
             provider_cost_usd=float(cost) if isinstance(cost, int | float) else None,
         )
 
@@ -268,6 +274,10 @@ class Provider:
             f"{self.name}: {why}", provider=self.name, upstream_status=None,
             code="upstream_invalid_answer",
         )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _tool_calls(calls: Any) -> list[ToolCall]:

@@ -167,15 +167,18 @@ class StreamDecoder:
         start = at + len(_TEXT_FIELDS[reasoning])
         shape = (raw[:start], raw[start + len(encoded):], delta.index, reasoning)
         # Proof that the bytes found are that delta's text and nothing else: putting other
-        # text there changes exactly that one field.
+        # text there changes exactly that one field (the probe with its "~" put back to the
+        # text is the chunk as parsed: `native`, unchanged since, as the chunk has `raw`).
+        name = "reasoning_content" if reasoning else "content"
         try:
             probe = orjson.loads(shape[0] + b"~" + shape[1])
-            expected = orjson.loads(raw)
-            [choice] = [c for c in expected["choices"] if c.get("index", 0) == delta.index]
-            choice["delta"]["reasoning_content" if reasoning else "content"] = "~"
+            [choice] = [c for c in probe["choices"] if c.get("index", 0) == delta.index]
+            if choice["delta"][name] != "~":
+                return
+            choice["delta"][name] = text
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
             return
-        if probe == expected and shape not in self._shapes:
+        if probe == chunk.native and shape not in self._shapes:
             self._shapes.append(shape)
 
     def _decode(self, data: bytes) -> Chunk:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 
@@ -35,11 +35,12 @@ class Target:
     weight: float = 1.0
     priority: int = 0
     model: str = ""  # the canonical model, for the price book
+    # Identity for health and latency: one breaker per (provider, upstream model). Made once:
+    # failover reads it four or five times a call.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Identity for health and latency: one breaker per (provider, upstream model)."""
-        return f"{self.provider.name}/{self.upstream_model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.provider.name}/{self.upstream_model}")
 
     def thinking_for(self, requested: Thinking) -> Thinking:
         """A target may force thinking on or off (e.g. a cheap no-thinking fallback)."""
