@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench
 
 CLIENTS = ("aiohttp", "aiohttp-timeout", "aiohttp-lean", "pyreqwest", "aiosonic", "proto",
-           "proto-timeout")
+           "proto-timeout", "http1")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

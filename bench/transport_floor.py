@@ -9,6 +9,7 @@ upstream:
   aiosonic         aiosonic's HTTPClient
   proto            a minimal HTTP/1.1 keep-alive client: asyncio.Protocol + httptools
   proto-timeout    the same with a total deadline and a read-gap timer
+  http1            the gateway's own client (gateway/http1.py), with the gateway's timeouts
 Run as: CLIENT=proto UPSTREAM_URL=... uvicorn --factory bench.transport_floor:create_app ...
 """
 
@@ -297,6 +298,35 @@ class Proto(Upstream):
                 conn.transport.close()
 
 
+class Http1(Upstream):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def start(self) -> None:
+        from gateway.http1 import Endpoint, Timeouts
+
+        self.endpoint = Endpoint(self.url, HEADERS, Timeouts(CONNECT, READ, TOTAL), None)
+
+    async def close(self) -> None:
+        self.endpoint.close()
+
+    async def post(self, body: bytes) -> tuple[int, bytes, AsyncIterator[bytes]]:
+        resp = await self.endpoint.post(body)
+        ctype = b"application/json"
+        for name, value in resp.raw_headers:
+            if name.lower() == b"content-type":
+                ctype = value
+        return resp.status, ctype, self._body(resp)
+
+    @staticmethod
+    async def _body(resp: Any) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in resp.chunks():
+                yield chunk
+        finally:
+            resp.release()
+
+
 class Forwarder:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
@@ -346,6 +376,7 @@ def create_app(client: str | None = None) -> Forwarder:
         "aiosonic": lambda: Aiosonic(url),
         "proto": lambda: Proto(url, timeouts=False),
         "proto-timeout": lambda: Proto(url, timeouts=True),
+        "http1": lambda: Http1(url),
     }
     return Forwarder(upstreams[client]())
 

@@ -14,6 +14,7 @@ maps them to `UpstreamError`.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator
@@ -28,6 +29,9 @@ _LOW_WATER = 1 << 16
 # An idle pooled connection older than this is closed instead of reused: servers drop idle
 # connections after a minute or so, and a request written into a dying one is lost.
 _IDLE_SECONDS = 50.0
+# How long a host's resolved addresses are reused for new connections (a burst of new streams
+# would otherwise resolve the name once per connection).
+_DNS_SECONDS = 300.0
 
 
 class HTTPClientError(Exception):
@@ -86,6 +90,8 @@ class Endpoint:
         self._idle: list[Connection] = []
         self._open: set[Connection] = set()
         self._closed = False
+        self._addresses: asyncio.Future[list[str]] | None = None
+        self._resolved_at = 0.0
 
     async def post(self, body: bytes, extra_headers: dict[str, str] | None = None) -> Response:
         """Send the request; returns once the answer's head arrived (its body is read from the
@@ -120,17 +126,44 @@ class Endpoint:
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Connection:
         if self._closed:
             raise ConnectFailed("the client is closed")
-        try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.connect)):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self), self.host, self.port, ssl=self.ssl_context,
-                    server_hostname=self.host if self.tls else None)
-        except TimeoutError:
-            raise
-        except (OSError, ssl.SSLError) as exc:  # refused, unreachable, DNS, TLS
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        self._open.add(conn)
-        return conn
+        error: Exception | None = None
+        async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.connect)):
+            try:
+                addresses = await self._resolve(loop)
+            except OSError as exc:
+                raise ConnectFailed(f"cannot resolve {self.host}: {exc}") from exc
+            for address in addresses:
+                try:
+                    _, conn = await loop.create_connection(
+                        lambda: Connection(self), address, self.port, ssl=self.ssl_context,
+                        server_hostname=self.host if self.tls else None)
+                except OSError as exc:  # refused, unreachable, TLS handshake or certificate
+                    error = exc
+                    continue
+                self._open.add(conn)
+                return conn
+        self._addresses = None  # every address failed: resolve again next time
+        raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {error}")
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop) -> list[str]:
+        """The host's addresses, resolved once per _DNS_SECONDS and shared by concurrent
+        connects."""
+        future = self._addresses
+        if future is None or (future.done() and (
+                future.exception() is not None
+                or loop.time() - self._resolved_at > _DNS_SECONDS)):
+            future = self._addresses = loop.create_future()
+            self._resolved_at = loop.time()
+            try:
+                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            except BaseException as exc:  # the waiters must not wait for a cancelled lookup
+                self._addresses = None
+                future.set_exception(exc if isinstance(exc, OSError)
+                                     else OSError(f"the lookup of {self.host} was interrupted"))
+                future.exception()  # retrieved: no "never retrieved" warning
+                raise
+            future.set_result(list(dict.fromkeys(str(info[4][0]) for info in infos)))
+        return await asyncio.shield(future)
 
     def idle(self, conn: Connection) -> None:
         """A connection whose answer is complete goes back to the pool."""

@@ -261,20 +261,20 @@ async def test_no_first_byte_in_time_is_a_timeout() -> None:
         began = loop.time()
         with pytest.raises(TimeoutError):
             await endpoint(server, Timeouts(connect=5, read=0.2, total=10)).post(b"{}")
-        assert 0.2 <= loop.time() - began < 1.0
+        assert 0.2 <= loop.time() - began < 3.0
 
 
 async def test_a_gap_in_a_stream_is_a_timeout_but_steady_bytes_are_not() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.request(reader)
         writer.write(CHUNKED_HEAD)
-        for _ in range(6):  # 0.6 s of bytes every 0.1 s: longer than the 0.25 s gap limit
-            await asyncio.sleep(0.1)
+        for _ in range(6):  # 1.2 s of bytes every 0.2 s: longer than the 1 s gap limit
+            await asyncio.sleep(0.2)
             writer.write(chunk(b": keep-alive\n\n"))
         await reader.read()  # until the client hangs up
 
     async for server in serve(handler):
-        response = await endpoint(server, Timeouts(connect=5, read=0.25, total=10)).post(b"{}")
+        response = await endpoint(server, Timeouts(connect=5, read=1.0, total=10)).post(b"{}")
         received = []
         with pytest.raises(TimeoutError):
             async for piece in response.chunks():
@@ -296,7 +296,7 @@ async def test_the_total_limit_holds_even_while_bytes_flow() -> None:
         response = await endpoint(server, Timeouts(connect=5, read=1, total=0.3)).post(b"{}")
         with pytest.raises(TimeoutError):
             await response.read()
-        assert loop.time() - began < 1.0
+        assert loop.time() - began < 2.0  # the stream would run 2.5 s
 
 
 async def test_a_refused_connection_cannot_connect() -> None:
@@ -422,3 +422,42 @@ def test_response_is_what_upstream_exports() -> None:
     from gateway.upstream import UpstreamResponse
 
     assert UpstreamResponse is Response
+
+
+async def test_a_host_name_is_resolved_once_for_a_burst_of_new_connections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    release, all_in = asyncio.Event(), asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        if len(server.requests) == 10:
+            all_in.set()
+        await release.wait()  # every request holds its connection: ten connections
+        writer.write(ok(b"hi"))
+
+    loop = asyncio.get_running_loop()
+    lookups = []
+    real = loop.getaddrinfo
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        lookups.append(args[0])
+        await asyncio.sleep(0.05)  # slow enough that every connect waits on the one lookup
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "getaddrinfo", counting)
+    async for server in serve(handler):
+        ep = Endpoint(server.url().replace("127.0.0.1", "localhost"), HEADERS, SLOW, None)
+        posts = [asyncio.ensure_future(ep.post(b"{}")) for _ in range(10)]
+        await asyncio.wait_for(all_in.wait(), 5)
+        release.set()
+        assert [await (await p).read() for p in posts] == [b"hi"] * 10
+        assert lookups == ["localhost"]
+        assert server.connections == 10
+        assert b"Host: localhost:" in server.requests[0]
+        ep.close()
+
+
+async def test_a_name_that_does_not_resolve_cannot_connect() -> None:
+    ep = Endpoint("http://no-such-host.invalid/v1", HEADERS, SLOW, None)
+    with pytest.raises(ConnectFailed, match="cannot resolve"):
+        await ep.post(b"{}")
