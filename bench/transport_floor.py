@@ -161,6 +161,7 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.chunks: list[bytes] = []
         self.done = False
+        self.keep_alive = False
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.timeouts = timeouts
@@ -208,6 +209,8 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        # Asked here: once feed_data returns, llhttp has moved on and answers False.
+        self.keep_alive = self.parser.should_keep_alive()
         self.done = True
         self._wake()
 
@@ -292,7 +295,7 @@ class Proto(Upstream):
         finally:
             if deadline is not None:
                 deadline.cancel()
-            if conn.done and conn.parser.should_keep_alive() and conn.transport is not None:
+            if conn.done and conn.keep_alive and conn.transport is not None:
                 self.pool.append(conn)
             elif conn.transport is not None:
                 conn.transport.close()
