@@ -204,11 +204,11 @@ class Connection(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     async def send(self, request: bytes, deadline: float) -> Response:
+        self.got_bytes = False
         transport = self.transport
         if transport is None or transport.is_closing():
             raise Disconnected("the connection was closed")
         response = self.response = Response(self)
-        self.got_bytes = False
         loop = asyncio.get_running_loop()
         self._last_read = now = loop.time()
         self._gap_timer = loop.call_at(now + self.endpoint.timeouts.read, self._check_gap)

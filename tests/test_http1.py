@@ -461,3 +461,37 @@ async def test_a_name_that_does_not_resolve_cannot_connect() -> None:
     ep = Endpoint("http://no-such-host.invalid/v1", HEADERS, SLOW, None)
     with pytest.raises(ConnectFailed, match="cannot resolve"):
         await ep.post(b"{}")
+
+
+async def test_a_connection_idle_too_long_is_closed_instead_of_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await server.request(reader)
+            writer.write(ok(b"hi"))
+
+    async for server in serve(handler):
+        ep = endpoint(server)
+        assert await (await ep.post(b"{}")).read() == b"hi"
+        ep._idle[0].idle_since -= 3600  # as if an hour had passed
+        assert await (await ep.post(b"{}")).read() == b"hi"
+        assert server.connections == 2
+        ep.close()
+
+
+async def test_a_request_cancelled_before_its_answer_closes_its_connection() -> None:
+    received = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        received.set()
+        await reader.read()  # until the client hangs up
+
+    async for server in serve(handler):
+        ep = endpoint(server)
+        post = asyncio.ensure_future(ep.post(b"{}"))
+        await asyncio.wait_for(received.wait(), 5)
+        post.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await post
+        await asyncio.wait_for(server.closed.wait(), 2)
+        assert ep._idle == []
