@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from gateway.core.answer import Answer, Chunk
@@ -21,7 +20,7 @@ from gateway.errors import UpstreamError
 from gateway.providers.stream import StreamDecoder, sse_batches
 from gateway.routing.policy import Target
 from gateway.thinking import Thinking
-from gateway.upstream import UpstreamClient
+from gateway.upstream import UpstreamClient, UpstreamResponse
 
 if TYPE_CHECKING:
     from gateway.tracing import Tracing
@@ -37,7 +36,7 @@ class OpenStream:
 
     __slots__ = ("batches", "decoder", "held", "response", "target")
 
-    def __init__(self, target: Target, response: aiohttp.ClientResponse,
+    def __init__(self, target: Target, response: UpstreamResponse,
                  decoder: StreamDecoder, batches: AsyncIterator[list[bytes]],
                  held: list[Chunk]) -> None:
         self.target = target
@@ -53,7 +52,7 @@ class OpenStream:
 
     async def drain(self) -> None:
         """After the end marker: read the body's end so the connection goes back to the pool."""
-        if self.response.content.at_eof():
+        if self.response.at_eof():
             self.response.release()
             return
         try:
@@ -108,7 +107,7 @@ class Attempter:
                                      target.upstream_model)
 
     async def _send(self, target: Target, call: Call, thinking: Thinking,
-                    stream: bool, headers: dict[str, str] | None) -> aiohttp.ClientResponse:
+                    stream: bool, headers: dict[str, str] | None) -> UpstreamResponse:
         """POST the call in the target's dialect; an error status is raised as the provider's
         error (the response is then released)."""
         provider = target.provider
