@@ -17,10 +17,11 @@ from gateway.routing.failover import AllTargetsFailed, Failover, Served
 from gateway.routing.policy import Target
 
 # A non-streamed attempt with at least this share of the provider's total timeout left is
-# bounded by that timeout (aiohttp's) alone: with the defaults (deadline = total = 1800 s)
-# every call has a few microseconds less than `total` left, and an asyncio timer of its own
-# per call cost ~2% of the gateway's CPU (bench/RESULTS-pipeline.md) to move the end of a
-# half-hour call by that much. Anything further from `total` keeps its own timer.
+# bounded by that timeout (the transport's, gateway/http1.py) alone: with the defaults
+# (deadline = total = 1800 s) every call has a few microseconds less than `total` left, and an
+# asyncio timer of its own per call cost ~2% of the gateway's CPU (bench/RESULTS-pipeline.md)
+# to move the end of a half-hour call by that much. Anything further from `total` keeps its own
+# timer.
 _NO_TIMER_ABOVE = 0.999
 
 
@@ -37,7 +38,7 @@ class Dispatcher:
             if seconds_left < target.provider.timeouts.total * _NO_TIMER_ABOVE:
                 async with _Deadline(target, seconds_left):
                     return await attempter.complete(target, call)
-            return await attempter.complete(target, call)  # aiohttp's total bounds it
+            return await attempter.complete(target, call)  # the transport's total bounds it
 
         return await self._failover.run(call.model.canonical, pinned, attempt)
 

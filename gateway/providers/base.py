@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from gateway import __version__
 from gateway.config import ProviderConfig, Timeouts
@@ -62,10 +61,8 @@ class Provider:
         self.config = config
         self.memory = memory
         self.url = config.base_url.rstrip("/") + self.chat_path
-        # Built once, in the types the HTTP client works with, so a request neither re-parses
-        # the URL nor converts the headers (aiohttp does both per call when given a str and a
-        # dict); the explicit User-Agent means aiohttp adds none of its own.
-        self.request_url = URL(self.url)
+        # Built once: the transport (gateway/upstream.py) writes them into one prebuilt
+        # request head per provider; the explicit User-Agent names the gateway upstream.
         self.timeouts: Timeouts = config.timeouts
         key = config.api_key.get_secret_value() if config.api_key else ""
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict({
