@@ -1,6 +1,6 @@
 """A small HTTP/1.1 client for the upstream hot path: POST, keep-alive pool, streamed bodies.
 
-aiohttp's client cost ~50 µs of CPU a request here (timeout handles, payload wrapping, URL and
+aiohttp's client cost ~90 µs of CPU a request here (timeout handles, payload wrapping, URL and
 header building, its stream reader); this one writes a prebuilt request head in one call and
 parses the answer with httptools (llhttp) straight into the `Response` the caller reads, for
 the same work measured in bench/RESULTS-transport.md. It does only what the gateway's upstream

@@ -1,7 +1,7 @@
 """The upstream transport: one keep-alive pool per provider, and the only place that knows it.
 
 The client is gateway/http1.py, a small HTTP/1.1 client on asyncio.Protocol and httptools:
-aiohttp's client cost ~50 µs of CPU a request more on this hot path (bench/RESULTS-transport.md),
+aiohttp's client cost ~90 µs of CPU a request more on this hot path (bench/RESULTS-transport.md),
 and aiohttp itself is ~20x faster than httpx's default transport under concurrency (DESIGN.md).
 Its failures are mapped into `UpstreamError` here, so no transport exception escapes to
 handlers and failover sees one error type.
