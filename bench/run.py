@@ -62,7 +62,7 @@ import yaml  # the gateway's own dependency: run.py runs with the project's venv
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-TARGETS = ("direct", "raw", "raw-json", "gateway")
+TARGETS = ("direct", "raw", "raw-json", "raw-http1", "gateway")
 MODES = ("non-stream", "stream")
 Mode = Literal["non-stream", "stream"]
 SCENARIOS = ("overhead", "failover", "metering", "compare")
@@ -756,7 +756,9 @@ def require_tools() -> None:
 
 
 RAW_APPS = {"raw": "bench.raw_forwarder:create_app",
-            "raw-json": "bench.raw_json_forwarder:create_app"}
+            "raw-json": "bench.raw_json_forwarder:create_app",
+            # the raw forwarder on the gateway's own upstream client (gateway/http1.py)
+            "raw-http1": "bench.transport_floor:create_http1_app"}
 
 
 def python_server_argv(pinning: Pinning, port: int, target: str) -> list[str]:
@@ -825,7 +827,7 @@ def run_mode(
     baseline = db.count() or 0
     gateway_port = 0
     try:
-        for target in ("raw", "raw-json", "gateway"):
+        for target in ("raw", "raw-json", "raw-http1", "gateway"):
             if target not in opts.targets:
                 continue
             port = free_port()
@@ -964,6 +966,14 @@ def verdicts(rows: list[Row]) -> list[str]:
             )
         else:
             lines.append(f"- {mode}, 1 connection: p50 difference not measured")
+        http1_32 = find_row(rows, "raw-http1", mode, 32)
+        if gw32 and http1_32:
+            lines.append(
+                f"- {mode}, 32 connections, against a floor on the gateway's own client "
+                f"(raw-http1: the same forwarder, gateway/http1.py instead of aiohttp): "
+                f"gateway / raw-http1 = {gw32.rps:.0f} / {http1_32.rps:.0f} = "
+                f"**{gw32.rps / http1_32.rps:.2f}**"
+            )
         json32 = find_row(rows, "raw-json", mode, 32)
         if mode == "stream" and gw32 and json32 and raw32:
             lines.append(

@@ -395,3 +395,8 @@ def create_pyreqwest() -> Forwarder:
 
 def create_proto() -> Forwarder:
     return create_app("proto-timeout")
+
+
+def create_http1_app() -> Forwarder:
+    """The floor on gateway/http1.py (bench/run.py's `raw-http1` target)."""
+    return create_app("http1")
