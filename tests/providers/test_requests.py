@@ -154,7 +154,6 @@ def test_key_goes_in_the_bearer_header_and_never_in_repr(providers: dict[str, Pr
     ollama = providers["ollama"]
     assert ollama.headers["Authorization"] == "Bearer ollama-secret"
     assert ollama.headers["user-agent"].startswith("switchyard/")  # prebuilt, case-insensitive
-    assert str(ollama.request_url) == ollama.url
     assert "secret" not in repr(ollama)
     assert ollama.url == "https://ollama.com/v1/chat/completions"
     assert providers["openrouter"].url == "https://openrouter.ai/api/v1/chat/completions"
