@@ -31,6 +31,7 @@ from typing import Any, TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run  # bench/run.py: the canned answer and stream
+from hotpath import CannedServer  # bench/hotpath.py: a keep-alive server with no library
 
 ANSWER = json.dumps(run.canned_completion(), separators=(",", ":")).encode()
 STREAM = run.canned_sse().encode()
@@ -43,30 +44,13 @@ def _response(body: bytes, content_type: bytes) -> bytes:
             + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-class Canned(asyncio.Protocol):
+class Canned(CannedServer):
     """Any request with `"stream": true` in its body gets the stream, others the answer."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = self.buffer[end + 4:end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length:]
-            streamed = b'"stream":true' in body
-            self.transport.write(  # type: ignore[attr-defined]
-                _response(STREAM, b"text/event-stream") if streamed
-                else _response(ANSWER, b"application/json"))
+    def answer(self, body: bytes) -> bytes:
+        if b'"stream":true' in body:
+            return _response(STREAM, b"text/event-stream")
+        return _response(ANSWER, b"application/json")
 
 
 async def _call(app: Any, stream: bool) -> int:
