@@ -1,6 +1,6 @@
 """Reading an upstream's stream: server-sent events in, canonical chunks out.
 
-`sse_batches` turns the upstream's byte stream into event payloads, skipping the comment and
+`SSESplitter` turns the upstream's byte stream into event payloads, skipping the comment and
 keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PROCESSING`)
 send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
 `reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
@@ -32,35 +32,72 @@ _NOT_PLAIN = re.compile(rb'["\\\x00-\x1f]')
 _TEXT_FIELDS = (b'"content":"', b'"reasoning_content":"')
 
 
-async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """Yield, per network read, the `data` payloads of the events it completed.
+class SSESplitter:
+    """Server-sent events in, per network read the `data` payloads of the events it completed.
 
     Events that arrived together are relayed together (one write instead of one per event)
-    without ever waiting for more. Splits lines itself, so no line-length limit applies.
+    without ever waiting for more. Splits lines itself, so no line-length limit applies. The
+    common read, whole events of one `data:` line each with nothing held from the last read,
+    is split per event rather than per line.
     """
-    pending = b""
-    data_lines: list[bytes] = []
-    async for chunk in chunks:
-        pending += chunk
+
+    __slots__ = ("_data_lines", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._data_lines: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._pending and not self._data_lines and chunk.endswith(b"\n\n") \
+                and b"\r" not in chunk:
+            # Whole events: each block before a blank line is one event's lines. What follows
+            # the last blank line is at most one more blank line, which completes nothing.
+            batch: list[bytes] = []
+            for block in chunk.split(b"\n\n")[:-1]:
+                if block.startswith(b"data: ") and b"\n" not in block:
+                    batch.append(block[6:])
+                else:
+                    batch += self._lines(block.split(b"\n"))
+                    if self._data_lines:
+                        batch.append(self._take_event())
+            return batch
+        self._pending += chunk
         if b"\n" not in chunk:
-            continue
-        *lines, pending = pending.split(b"\n")
+            return []
+        *lines, self._pending = self._pending.split(b"\n")
+        return self._lines(lines)
+
+    def close(self) -> list[bytes]:
+        """The stream's end: an event that was never ended by a blank line still counts."""
+        return [self._take_event()] if self._data_lines else []
+
+    def _lines(self, lines: list[bytes]) -> list[bytes]:
         batch: list[bytes] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
-                if data_lines:
-                    batch.append(data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines))
-                    data_lines = []
+                if self._data_lines:
+                    batch.append(self._take_event())
             elif line.startswith(b"data:"):
                 value = line[5:]
-                data_lines.append(value[1:] if value.startswith(b" ") else value)
+                self._data_lines.append(value[1:] if value.startswith(b" ") else value)
             # comments (":..."), "event:", "id:" and "retry:" lines carry nothing we relay
-        if batch:
+        return batch
+
+    def _take_event(self) -> bytes:
+        lines, self._data_lines = self._data_lines, []
+        return lines[0] if len(lines) == 1 else b"\n".join(lines)
+
+
+async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """`SSESplitter` over an iterator of reads: one batch per read that completed events."""
+    splitter = SSESplitter()
+    async for chunk in chunks:
+        if batch := splitter.feed(chunk):
             yield batch
-    if data_lines:
-        yield [b"\n".join(data_lines)]
+    if tail := splitter.close():
+        yield tail
 
 
 class StreamDecoder:
