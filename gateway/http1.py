@@ -17,7 +17,7 @@ import asyncio
 import socket
 import ssl
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -351,8 +351,8 @@ class Response:
     Reading it to the end returns the connection to the pool; `close` (or `release` before
     the end) drops the connection, which stops the upstream's work on it."""
 
-    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_waiter",
-                 "framed", "raw_headers", "status")
+    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_sink",
+                 "_waiter", "framed", "raw_headers", "status")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -364,6 +364,7 @@ class Response:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], bool] | None = None
         self._decoder: zlib._Decompress | None = None
 
     @property
@@ -394,16 +395,36 @@ class Response:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: what came since the last step, joined."""
-        while True:
-            if self._chunks:
-                pending = self._take()
-                yield pending[0] if len(pending) == 1 else b"".join(pending)
-            elif self._error is not None:
+        while data := await self.next_read():
+            yield data
+
+    async def next_read(self) -> bytes:
+        """What arrived since the last call, joined (waiting for it); b"" at the body's end.
+        Raises the transport's failure."""
+        while not self._chunks:
+            if self._error is not None:
                 raise self._error
-            elif self._done:
-                return
-            else:
-                await self.wait()
+            if self._done:
+                return b""
+            await self.wait()
+        pending = self._take()
+        return pending[0] if len(pending) == 1 else b"".join(pending)
+
+    async def push_to(self, sink: Callable[[bytes], bool]) -> None:
+        """Hand each read to `sink` in the connection's own callback, with no task switch,
+        until the sink returns False (it took that read but wants its caller back), the body
+        ends or fails. Then return; what is left is `next_read`'s. A stream's relay spends
+        most of its time here: per read, the wake-up of a waiting task and every frame
+        between the socket and the relay cost more than the relaying itself."""
+        if self._chunks or self._done or self._error is not None:
+            return
+        self._sink = sink
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._sink = None
 
     def release(self) -> None:
         """Done with the answer: a finished one's connection is already pooled; an
@@ -439,6 +460,12 @@ class Response:
             data = self._decoder.decompress(data)
             if not data:
                 return
+        sink = self._sink
+        if sink is not None:  # set only while nothing is buffered (`push_to`)
+            if not sink(data):
+                self._sink = None
+                self._wake()
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > _HIGH_WATER and self._conn is not None:

@@ -192,6 +192,18 @@ class HeadWithBody(RequestResponseCycle):
                 self.transport.close()
             self.on_response()
 
+    def write_part(self, body: bytes) -> bool:
+        """A streamed body part written now, with no await: the relay calls it from the
+        upstream connection's callback. False, with nothing written, when the part must go
+        through `send` instead: the head not yet out, writes paused for flow control (`send`
+        waits for them), the client gone, or a body that is not chunked."""
+        if (self._head is not None or not self.response_started or self.response_complete
+                or self.flow.write_paused or self.disconnected
+                or self.chunked_encoding is not True or self.scope["method"] == "HEAD"):
+            return False
+        self.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        return True
+
     def _flush_head(self) -> None:
         head, self._head = self._head, None
         # A transport closed meanwhile (the app failed after its start: uvicorn closes the

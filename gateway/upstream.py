@@ -10,7 +10,7 @@ handlers and failover sees one error type.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 from gateway.errors import UpstreamError
 from gateway.http1 import (
@@ -22,6 +22,7 @@ from gateway.http1 import (
     Timeouts,
 )
 from gateway.providers.base import Provider
+from gateway.providers.stream import SSESplitter
 
 # An error body worth reading is small; a provider that sends megabytes of error is broken.
 _MAX_ERROR_BODY = 64 * 1024
@@ -94,14 +95,33 @@ class UpstreamClient:
         except _TRANSPORT_ERRORS as exc:
             raise upstream_error(provider, exc) from None
 
-    @staticmethod
-    async def chunks(provider: Provider, response: Response) -> AsyncIterator[bytes]:
-        """The body as it arrives, with transport failures mapped."""
+
+class UpstreamEvents:
+    """A streamed answer's server-sent events, with transport failures mapped: pulled a read at
+    a time (`next_batch`) or pushed to a sink from the connection's callback (`push_to`)."""
+
+    __slots__ = ("_provider", "_response", "splitter")
+
+    def __init__(self, provider: Provider, response: Response) -> None:
+        self._provider = provider
+        self._response = response
+        self.splitter = SSESplitter()
+
+    async def next_batch(self) -> list[bytes] | None:
+        """The events the next read(s) completed; None at the body's end."""
+        splitter = self.splitter
         try:
-            async for chunk in response.chunks():
-                yield chunk
+            while data := await self._response.next_read():
+                if batch := splitter.feed(data):
+                    return batch
         except _TRANSPORT_ERRORS as exc:
-            raise upstream_error(provider, exc) from None
+            raise upstream_error(self._provider, exc) from None
+        return splitter.close() or None
+
+    async def push_to(self, sink: Callable[[bytes], bool]) -> None:
+        """`Response.push_to`: each read goes to `sink` (which splits it with `splitter`)
+        until the sink declines one, the body ends or fails; `next_batch` takes the rest."""
+        await self._response.push_to(sink)
 
 
 _TRANSPORT_ERRORS = (TimeoutError, HTTPClientError, ConnectionError)

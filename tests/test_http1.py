@@ -135,6 +135,74 @@ async def test_a_chunked_stream_is_handed_over_as_it_arrives() -> None:
         ep.close()
 
 
+async def test_pushed_reads_go_to_the_sink_until_it_declines_then_are_read() -> None:
+    """`push_to` hands each read to the sink in the connection's callback; a declined read
+    was taken by the sink and wakes the caller, and later reads wait for `next_read`."""
+    steps = [asyncio.Event() for _ in range(3)]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"one"))
+        for step, part in zip(steps, (b"two", b"stop", b"after"), strict=True):
+            await step.wait()
+            writer.write(chunk(part))
+        writer.write(b"0\r\n\r\n")
+
+    async for server in serve(handler):
+        ep = endpoint(server)
+        response = await ep.post(b"{}")
+        assert await response.next_read() == b"one"
+        sunk: list[bytes] = []
+
+        def sink(data: bytes, sunk: list[bytes] = sunk) -> bool:
+            sunk.append(data)
+            if data == b"two":
+                steps[1].set()
+            return data != b"stop"
+
+        pushing = asyncio.ensure_future(response.push_to(sink))
+        await asyncio.sleep(0)
+        steps[0].set()
+        await asyncio.wait_for(pushing, 5)
+        assert sunk == [b"two", b"stop"]
+        steps[2].set()
+        assert await response.next_read() == b"after"  # pulled: the sink is gone
+        assert await response.next_read() == b""
+        assert sunk == [b"two", b"stop"] and response.at_eof()
+        ep.close()
+
+
+async def test_push_to_returns_at_the_end_and_on_a_failure_and_at_once_with_reads_left(
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"one"))
+        await asyncio.sleep(0.05)
+        writer.write(chunk(b"two") + b"0\r\n\r\n")
+        await server.request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"x"))
+        await asyncio.sleep(0.05)
+        writer.close()  # cut mid-body
+
+    async for server in serve(handler):
+        ep = endpoint(server)
+        response = await ep.post(b"{}")
+        if not response._chunks:  # "one" buffered: push_to leaves it to next_read
+            await response.wait()
+        await asyncio.wait_for(response.push_to(lambda data: True), 1)
+        assert await response.next_read() == b"one"
+        sunk: list[bytes] = []
+        await asyncio.wait_for(response.push_to(lambda data, sunk=sunk: not sunk.append(data)),
+                               5)
+        assert sunk == [b"two"] and await response.next_read() == b""  # woken by the end
+        cut = await ep.post(b"{}")
+        assert await cut.next_read() == b"x"
+        await asyncio.wait_for(cut.push_to(lambda data: True), 5)  # woken by the failure
+        with pytest.raises(BodyCut):
+            await cut.next_read()
+        ep.close()
+
+
 async def test_a_close_delimited_body_ends_at_the_close() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.request(reader)

@@ -130,3 +130,54 @@ async def test_a_held_head_is_dropped_when_the_connection_closed_before_its_tick
     transport.close()  # as uvicorn does when the app fails after starting its response
     await asyncio.sleep(0)
     assert transport.writes == []
+
+
+async def test_a_part_written_directly_is_framed_as_uvicorn_frames_a_sent_one() -> None:
+    """`write_part` (the relay's push) writes what `send` would, once the head is out."""
+    start: Message = {"type": "http.response.start", "status": 200,
+                      "headers": [(b"content-type", b"text/event-stream")]}
+    first: Message = {"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True}
+    pushed: Message = {"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True}
+    end: Message = {"type": "http.response.body", "body": b""}
+    theirs = await _run(RequestResponseCycle, [start, first, pushed, end])
+    transport = Transport()
+    cycle = _cycle(HeadWithBody, transport)
+    assert isinstance(cycle, HeadWithBody)
+    await cycle.send(start)  # type: ignore[arg-type]
+    assert not cycle.write_part(b"data: 0\n\n")  # the head is still held: `send` must go first
+    await cycle.send(first)  # type: ignore[arg-type]
+    assert cycle.write_part(pushed["body"])
+    await cycle.send(end)  # type: ignore[arg-type]
+    assert b"".join(transport.writes) == b"".join(theirs.writes)
+    assert not cycle.write_part(b"data: 3\n\n")  # the response is complete
+
+
+async def test_a_part_is_not_written_directly_while_writes_are_paused_or_the_client_is_gone(
+) -> None:
+    transport = Transport()
+    cycle = _cycle(HeadWithBody, transport)
+    assert isinstance(cycle, HeadWithBody)
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    await cycle.send({"type": "http.response.body", "body": b"a", "more_body": True})
+    written = len(transport.writes)
+    cycle.flow.pause_writing()
+    assert not cycle.write_part(b"b")
+    cycle.flow.resume_writing()
+    assert cycle.write_part(b"b")
+    cycle.disconnected = True
+    assert not cycle.write_part(b"c")
+    assert transport.writes[written:] == [b"1\r\nb\r\n"]
+
+
+def test_the_direct_writer_is_found_only_behind_an_unwrapped_send() -> None:
+    from gateway.api.asgi import direct_body_writer
+
+    cycle = _cycle(HeadWithBody, Transport())
+    assert isinstance(cycle, HeadWithBody)
+    assert direct_body_writer(cycle.send) == cycle.write_part
+
+    async def wrapped(message: Any) -> None:
+        await cycle.send(message)
+
+    assert direct_body_writer(wrapped) is None
+    assert direct_body_writer(_cycle(RequestResponseCycle, Transport()).send) is None

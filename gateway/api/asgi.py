@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.serving import HeadWithBody
 
 _MAX_ID_LENGTH = 128
 _JSON = (b"content-type", b"application/json")
@@ -120,6 +121,14 @@ async def send_whole_event_stream(
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", content_type), _NO_CACHE, *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+def direct_body_writer(send: Send) -> Callable[[bytes], bool] | None:
+    """The server's synchronous body writer behind `send` (`HeadWithBody.write_part`), when
+    `send` is this gateway's own response cycle unwrapped; None under any other server or
+    with a middleware around `send` (CORS), where a stream goes through `send` alone."""
+    cycle = getattr(send, "__self__", None)
+    return cycle.write_part if isinstance(cycle, HeadWithBody) else None
 
 
 async def send_event_stream(

@@ -9,7 +9,6 @@ drained in one place, whoever ends the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,10 +16,10 @@ import orjson
 from gateway.core.answer import Answer, Chunk
 from gateway.core.call import Call
 from gateway.errors import UpstreamError
-from gateway.providers.stream import StreamDecoder, sse_batches
+from gateway.providers.stream import StreamDecoder
 from gateway.routing.policy import Target
 from gateway.thinking import Thinking
-from gateway.upstream import UpstreamClient, UpstreamResponse
+from gateway.upstream import UpstreamClient, UpstreamEvents, UpstreamResponse
 
 if TYPE_CHECKING:
     from gateway.tracing import Tracing
@@ -32,17 +31,17 @@ _DRAIN_SECONDS = 1.0
 
 class OpenStream:
     """A streamed answer whose first token (or whole answer) has arrived: `held` chunks are
-    decoded but not yet sent; `batches` yields the rest."""
+    decoded but not yet sent; `events` gives the rest."""
 
-    __slots__ = ("batches", "decoder", "held", "response", "target")
+    __slots__ = ("decoder", "events", "held", "response", "target")
 
     def __init__(self, target: Target, response: UpstreamResponse,
-                 decoder: StreamDecoder, batches: AsyncIterator[list[bytes]],
+                 decoder: StreamDecoder, events: UpstreamEvents,
                  held: list[Chunk]) -> None:
         self.target = target
         self.response = response
         self.decoder = decoder
-        self.batches = batches
+        self.events = events
         self.held = held
 
     @property
@@ -57,7 +56,7 @@ class OpenStream:
             return
         try:
             async with asyncio.timeout(_DRAIN_SECONDS):
-                async for _ in self.batches:
+                while await self.events.next_batch() is not None:
                     pass
         except (TimeoutError, UpstreamError):
             return
@@ -143,9 +142,9 @@ class Attempter:
         response = await self._send(target, call, thinking, True, headers)
         try:
             decoder = StreamDecoder(provider, call.model.canonical, thinking)
-            batches = sse_batches(self._client.chunks(provider, response))
+            events = UpstreamEvents(provider, response)
             held: list[Chunk] = []
-            async for batch in batches:
+            while (batch := await events.next_batch()) is not None:
                 chunks, error = decoder.feed_batch(batch)
                 if error is not None:
                     raise error  # nothing was sent yet: this target failed, try the next
@@ -157,4 +156,4 @@ class Attempter:
         except BaseException:
             response.close()
             raise
-        return OpenStream(target, response, decoder, batches, held)
+        return OpenStream(target, response, decoder, events, held)

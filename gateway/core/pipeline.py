@@ -20,6 +20,7 @@ from gateway.api.asgi import (
     RawHeaders,
     RequestHeaders,
     RequestIds,
+    direct_body_writer,
     header_list,
     read_body,
     send_event_stream,
@@ -109,7 +110,8 @@ class Pipeline:
                         send, await relay.whole(), response_headers, surface.stream_content_type)
                     return
                 try:
-                    await send_event_stream(scope, receive, send, relay.chunks(),
+                    await send_event_stream(scope, receive, send,
+                                            relay.chunks(direct_body_writer(send)),
                                             response_headers, surface.stream_content_type,
                                             on_cut=relay.cut_by(drain))
                 finally:

@@ -19,10 +19,12 @@ from gateway.core.record import CallRecord, estimate_usage
 from gateway.core.surface import StreamRenderer
 from gateway.errors import GatewayError, UpstreamError
 from gateway.routing.failover import Served
+from gateway.upstream import UpstreamEvents
 
 
 class Relay:
-    __slots__ = ("_cut", "_drain", "_ended", "_opened", "_record", "_renderer", "_served")
+    __slots__ = ("_cut", "_drain", "_ended", "_last", "_last_out", "_loop_time", "_opened",
+                 "_record", "_renderer", "_served", "_split", "_taken", "_write")
 
     def __init__(self, served: Served[OpenStream], renderer: StreamRenderer,
                  record: CallRecord, drain: Drain | None = None) -> None:
@@ -33,6 +35,11 @@ class Relay:
         self._drain = drain
         self._ended = False
         self._cut = False
+        # How the relay's read loop stopped: the bytes rendered last, and the failure if any.
+        self._last: tuple[bytes, UpstreamError | None] = (b"", None)
+        # What `_push` left for the task: its rendered read (and failure), or what it raised.
+        self._taken: tuple[bytes, UpstreamError | None] | Exception | None = None
+        self._last_out = 0.0
 
     def render_held(self) -> bytes:
         render = self._renderer.chunk
@@ -96,35 +103,30 @@ class Relay:
         self.end("client_cancelled")
         self._opened.close()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, write: Callable[[bytes], bool] | None = None
+                     ) -> AsyncIterator[bytes]:
+        """The stream's bytes after the first token, for the surface's sender. With `write`
+        (the server's synchronous body writer: gateway/api/asgi.py `direct_body_writer`),
+        the running stream is relayed from the upstream connection's callback (`_push`)
+        and this yields only what needs the task: a write the client is not ready for, a
+        keep-alive, the end or a failure."""
         opened = self._opened
         decoder = opened.decoder
         renderer = self._renderer
-        render = renderer.chunk
         try:
             pending = self.render_held()
             failure: UpstreamError | None = None
             if not decoder.done:
                 yield pending
                 pending = b""
-                interval = renderer.keepalive_interval
-                source: AsyncIterator[list[bytes] | None] = (
-                    opened.batches if interval is None
-                    else _with_keepalive(opened.batches, interval))
+                outs = (self._pulled() if write is None else self._pushed(write))
                 try:
-                    async for batch in source:
-                        if batch is None:
-                            yield renderer.keepalive()
-                            continue
-                        chunks, failure = decoder.feed_batch(batch)
-                        out = b"".join([render(chunk) for chunk in chunks])
-                        if failure is not None or decoder.done:
-                            pending = out
-                            break
-                        if out:
-                            yield out
+                    async for out in outs:
+                        yield out
                 except UpstreamError as err:
                     failure = err
+                if failure is None:
+                    pending, failure = self._last
                 if failure is None and not (decoder.done or decoder.finished):
                     failure = opened.target.provider.invalid_answer(
                         "the stream ended before the answer was complete"
@@ -145,6 +147,96 @@ class Relay:
         finally:
             self.end("error")
             opened.close()
+
+    def _render(self, batch: list[bytes]) -> tuple[bytes, UpstreamError | None]:
+        chunks, failure = self._opened.decoder.feed_batch(batch)
+        render = self._renderer.chunk
+        return b"".join([render(chunk) for chunk in chunks]), failure
+
+    async def _pulled(self) -> AsyncIterator[bytes]:
+        """Each read's rendered events, read by this task; stops at the stream's end or a
+        failure with what came before it in `_last`."""
+        renderer = self._renderer
+        decoder = self._opened.decoder
+        events = self._opened.events
+        interval = renderer.keepalive_interval
+        source = (_batches(events) if interval is None
+                  else _with_keepalive(_batches(events), interval))
+        async for batch in source:
+            if batch is None:
+                yield renderer.keepalive()
+                continue
+            out, failure = self._render(batch)
+            if failure is not None or decoder.done:
+                self._last = (out, failure)
+                return
+            if out:
+                yield out
+
+    async def _pushed(self, write: Callable[[bytes], bool]) -> AsyncIterator[bytes]:
+        """`_pulled`, but while the stream runs smoothly this task waits and the connection
+        pushes each read through `_push`, which writes it at once."""
+        renderer = self._renderer
+        decoder = self._opened.decoder
+        events = self._opened.events
+        interval = renderer.keepalive_interval
+        loop = asyncio.get_running_loop()
+        self._write = write
+        self._split = events.splitter.feed
+        self._loop_time = loop.time
+        self._last_out = loop.time()
+        while True:
+            if interval is None:
+                await events.push_to(self._push)
+            else:
+                try:
+                    async with asyncio.timeout_at(self._last_out + interval):
+                        await events.push_to(self._push)
+                except TimeoutError:
+                    if loop.time() >= self._last_out + interval:
+                        self._last_out = loop.time()
+                        yield renderer.keepalive()
+                    continue
+            taken, self._taken = self._taken, None
+            if taken is None:  # reads came in meanwhile, or the body ended or failed
+                batch = await events.next_batch()
+                if batch is None:
+                    return
+                taken = self._render(batch)
+            if isinstance(taken, BaseException):
+                raise taken
+            out, failure = taken
+            if failure is not None or decoder.done:
+                self._last = (out, failure)
+                return
+            if out:
+                self._last_out = loop.time()
+                yield out  # the client's writes are paused: the sender waits for them
+
+    def _push(self, data: bytes) -> bool:
+        """One read, in the upstream connection's callback: written at once when it is more
+        of the running stream; False (the task takes over) at its end, a failure, or a
+        client that cannot take more now."""
+        try:
+            batch = self._split(data)
+            if not batch:
+                return True
+            out, failure = self._render(batch)
+            if failure is None and not self._opened.decoder.done:
+                if not out:
+                    return True
+                if self._write(out):
+                    self._last_out = self._loop_time()
+                    return True
+            self._taken = (out, failure)
+        except Exception as exc:  # not the transport's failure: the task raises it
+            self._taken = exc
+        return False
+
+
+async def _batches(events: UpstreamEvents) -> AsyncIterator[list[bytes]]:
+    while (batch := await events.next_batch()) is not None:
+        yield batch
 
 
 async def _with_keepalive(

@@ -52,8 +52,14 @@ class SSESplitter:
                 and b"\r" not in chunk:
             # Whole events: each block before a blank line is one event's lines. What follows
             # the last blank line is at most one more blank line, which completes nothing.
+            if chunk.startswith(b"data: ") and chunk.count(b"\n") == 2 * (
+                    chunk.count(b"\n\ndata: ") + 1):
+                # Every event is one "data: " line: no other newline, and each starts so.
+                return chunk[6:-2].split(b"\n\ndata: ")
+            blocks = chunk.split(b"\n\n")
+            del blocks[-1]
             batch: list[bytes] = []
-            for block in chunk.split(b"\n\n")[:-1]:
+            for block in blocks:
                 if block.startswith(b"data: ") and b"\n" not in block:
                     batch.append(block[6:])
                 else:

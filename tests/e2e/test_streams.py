@@ -9,6 +9,7 @@ import openai
 import orjson
 import pytest
 
+from gateway.core.relay import Relay
 from tests.e2e.conftest import GatewayFactory, Upstreams
 from tests.upstream.common import Faults
 
@@ -16,10 +17,20 @@ BODY = {"model": "deepseek-v4-flash", "stream": True,
         "messages": [{"role": "user", "content": "tell me a long story please"}]}
 
 
+# How the gateway relays a running stream: `pushed` from the upstream connection's callback
+# straight to the client (the default), or `pulled` by the request's task through ASGI `send`,
+# which is what a middleware wrapping `send` leaves it (CORS, on a request with an Origin).
+RELAYS = {
+    "pushed": ("", {}),
+    "pulled": ("cors_origins: [https://app.example]\n", {"origin": "https://app.example"}),
+}
+
+
 def sse_payloads(response: httpx.Response) -> list[bytes]:
     return [line[6:] for line in response.iter_lines() if line.startswith("data: ")]  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("relay", RELAYS)
 @pytest.mark.parametrize(
     ("provider", "fault"),
     [
@@ -30,11 +41,15 @@ def sse_payloads(response: httpx.Response) -> list[bytes]:
     ],
 )
 def test_failure_after_the_first_token_ends_with_one_error_event(
-    make_gateway: GatewayFactory, upstreams: Upstreams, provider: str, fault: Faults
+    make_gateway: GatewayFactory, upstreams: Upstreams, provider: str, fault: Faults,
+    relay: str,
 ) -> None:
+    yaml, headers = RELAYS[relay]
     upstreams[provider].faults = fault
-    gateway = make_gateway([provider, "deepseek"] if provider != "deepseek" else [provider])
-    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=BODY) as r:
+    gateway = make_gateway([provider, "deepseek"] if provider != "deepseek" else [provider],
+                           yaml=yaml)
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=BODY,
+                                             headers=headers) as r:
         assert r.status_code == 200
         assert r.headers["x-gateway-provider"] == provider
         payloads = [str(p) for p in sse_payloads(r)]
@@ -97,13 +112,16 @@ def test_non_streamed_failover_and_no_failover_on_client_errors(
     assert len(upstreams.deepseek.requests) == 1  # the 400 was not retried elsewhere
 
 
+@pytest.mark.parametrize("relay", RELAYS)
 def test_a_client_that_disconnects_cancels_the_upstream_request(
-    make_gateway: GatewayFactory, upstreams: Upstreams
+    make_gateway: GatewayFactory, upstreams: Upstreams, relay: str
 ) -> None:
+    yaml, headers = RELAYS[relay]
     upstreams.deepseek.faults = Faults(chunk_delay_ms=200)
-    gateway = make_gateway(["deepseek"])
+    gateway = make_gateway(["deepseek"], yaml=yaml)
     body = {**BODY, "messages": [{"role": "user", "content": " ".join(["word"] * 50)}]}
-    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body,
+                                             headers=headers) as r:
         for line in r.iter_lines():
             if "word" in line:
                 break  # got the first token; hang up
@@ -116,18 +134,33 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
     assert gateway.sink.events[0].status == "client_cancelled"
 
 
+@pytest.mark.parametrize("relay", RELAYS)
 def test_chunks_are_relayed_as_they_arrive_not_buffered(
-    make_gateway: GatewayFactory, upstreams: Upstreams
+    make_gateway: GatewayFactory, upstreams: Upstreams, relay: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The upstream pauses 100 ms between events: the client must see the first words long
     before the last (a buffering relay would deliver them all at the end)."""
+    yaml, headers = RELAYS[relay]
+    pushed: list[bytes] = []
+    push = Relay._push
+
+    def counted(self: Relay, data: bytes) -> bool:
+        pushed.append(data)
+        return push(self, data)
+
+    monkeypatch.setattr(Relay, "_push", counted)
     upstreams.deepseek.faults = Faults(chunk_delay_ms=100)
-    gateway = make_gateway(["deepseek"])
+    gateway = make_gateway(["deepseek"], yaml=yaml)
     body = {**BODY, "messages": [{"role": "user", "content": "one two three four five six"}]}
     arrivals: list[float] = []
-    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
+    with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body,
+                                             headers=headers) as r:
         for line in r.iter_lines():
             if line.startswith("data: {") and '"content":"' in line:
                 arrivals.append(time.monotonic())
     assert len(arrivals) >= 6
     assert arrivals[-1] - arrivals[0] >= 0.5
+    # each mode is the one named: reads went through the push only when `send` was not wrapped
+    assert ("access-control-allow-origin" in r.headers) == (relay == "pulled")
+    assert (len(pushed) >= 5) == (relay == "pushed")
