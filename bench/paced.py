@@ -94,10 +94,17 @@ class PacedUpstream(asyncio.Protocol):
 
 
 class Ticker:
-    def __init__(self, chunks: int, interval: float) -> None:
+    """Writes every live stream's next chunk once per `interval`. With `spread` = 1 every
+    stream's chunk goes out in the same tick (a burst of one chunk per stream: the worst
+    case, the streams phase-locked); with `spread` = N the interval is cut into N slots and a
+    stream keeps the slot it started in (N smaller bursts), as independent streams arrive
+    from a real provider."""
+
+    def __init__(self, chunks: int, interval: float, spread: int = 1) -> None:
         self.interval = interval
         self.chunks = chunks
-        self.live: dict[PacedUpstream, int] = {}  # stream -> chunks still to send
+        self.slots: list[dict[PacedUpstream, int]] = [{} for _ in range(spread)]
+        self.slot = 0  # the slot the ticker is at: a new stream joins it
         self.head = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                      b"transfer-encoding: chunked\r\n\r\n"
                      + _event(_chunk({"role": "assistant", "content": None}))
@@ -112,16 +119,18 @@ class Ticker:
     def start(self, stream: PacedUpstream) -> None:
         if stream.transport is not None:
             stream.transport.write(self.head)
-            self.live[stream] = self.chunks - 1
+            self.slots[self.slot][stream] = self.chunks - 1
 
     def run(self, loop: asyncio.AbstractEventLoop) -> None:
         start = loop.time()
+        step_seconds = self.interval / len(self.slots)
         tick = 0
 
         def step() -> None:
             nonlocal tick
+            live = self.slots[self.slot]
             ended = []
-            for stream, left in self.live.items():
+            for stream, left in live.items():
                 transport = stream.transport
                 if transport is None:
                     ended.append(stream)
@@ -131,18 +140,19 @@ class Ticker:
                     ended.append(stream)
                 else:
                     transport.write(self.piece)
-                    self.live[stream] = left - 1
+                    live[stream] = left - 1
             for stream in ended:
-                del self.live[stream]
+                del live[stream]
             tick += 1
-            loop.call_at(max(start + tick * self.interval, loop.time()), step)
+            self.slot = tick % len(self.slots)
+            loop.call_at(max(start + tick * step_seconds, loop.time()), step)
 
-        loop.call_at(start + self.interval, step)
+        loop.call_at(start + step_seconds, step)
 
 
-async def serve_upstream(port: int, chunks: int, interval: float) -> None:
+async def serve_upstream(port: int, chunks: int, interval: float, spread: int) -> None:
     loop = asyncio.get_running_loop()
-    ticker = Ticker(chunks, interval)
+    ticker = Ticker(chunks, interval, spread)
     ticker.run(loop)
     server = await loop.create_server(lambda: PacedUpstream(ticker), "127.0.0.1", port,
                                       backlog=4096)
@@ -325,7 +335,9 @@ def report(results: list[Result], opts: argparse.Namespace, facts: dict[str, str
         "measured and how to read it.", "",
         *(f"- {k}: {v}" for k, v in facts.items()),
         f"- streams: {opts.streams} concurrent, {opts.chunks} content chunks each, one every "
-        f"{opts.interval * 1000:g} ms; offered {offered:,.0f} chunks/s",
+        f"{opts.interval * 1000:g} ms; offered {offered:,.0f} chunks/s; "
+        + ("every stream's chunk in one burst per interval (--spread 1)" if opts.spread == 1
+           else f"chunks spread over {opts.spread} slots per interval (--spread {opts.spread})"),
         f"- window: {results[0].window_s:.1f} s per target, after every stream started",
         "", "## Results", "",
         "| target | chunks/s relayed | of offered | of direct | TTFT p50 / p99 ms | TTFT added "
@@ -381,10 +393,11 @@ def main(argv: list[str]) -> int:
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--chunks", type=int, default=200)
         p.add_argument("--interval", type=float, default=0.02)
+        p.add_argument("--spread", type=int, default=1)
         a = p.parse_args(argv)
         _raise_fd_limit()
         _uvloop()
-        asyncio.run(serve_upstream(a.port, a.chunks, a.interval))
+        asyncio.run(serve_upstream(a.port, a.chunks, a.interval, a.spread))
         return 0
     if argv and argv[0] == "drive":
         p = argparse.ArgumentParser()
@@ -413,6 +426,10 @@ def orchestrate(argv: list[str]) -> int:
     p.add_argument("--chunks", type=int, default=200)
     p.add_argument("--interval", type=float, default=0.02)
     p.add_argument("--seconds", type=float, default=20.0, help="measured window per target")
+    p.add_argument("--spread", type=int, default=1,
+                   help="slots per interval the upstream's chunks are spread over: 1 (default) "
+                   "sends every stream's chunk in one burst per interval; 20 sends 1/20 of them "
+                   "each ms at a 20 ms interval")
     p.add_argument("--targets", default="direct,raw,gateway")
     p.add_argument("--before", type=Path, default=None,
                    help="a checkout (a directory holding gateway/): adds target gateway-before, "
@@ -440,7 +457,8 @@ def orchestrate(argv: list[str]) -> int:
         upstream = sup.start("paced-upstream", [*pinning.load, sys.executable, __file__,
                                                 "upstream", "--port", str(port), "--chunks",
                                                 str(opts.chunks), "--interval",
-                                                str(opts.interval)])
+                                                str(opts.interval), "--spread",
+                                                str(opts.spread)])
         run.wait_ready(upstream, port, None)
         base = f"http://127.0.0.1:{port}"
         targets = opts.targets.split(",")

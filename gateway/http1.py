@@ -196,6 +196,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._paused = False
         self._last_read = 0.0
+        self._time = asyncio.get_running_loop().time  # made in the loop by create_connection
         self._gap_timer: asyncio.TimerHandle | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
 
@@ -236,7 +237,7 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        self._last_read = asyncio.get_running_loop().time()
+        self._last_read = self._time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
