@@ -197,8 +197,8 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._last_read = 0.0
         self._time = asyncio.get_running_loop().time  # made in the loop by create_connection
-        self._gap_timer: asyncio.TimerHandle | None = None
-        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None  # the read gap's and the deadline's
 
     @property
     def reusable(self) -> bool:
@@ -212,8 +212,9 @@ class Connection(asyncio.Protocol):
         response = self.response = Response(self)
         loop = asyncio.get_running_loop()
         self._last_read = now = loop.time()
-        self._gap_timer = loop.call_at(now + self.endpoint.timeouts.read, self._check_gap)
-        self._deadline_timer = loop.call_at(deadline, self._expire)
+        self._deadline = deadline
+        self._timer = loop.call_at(min(now + self.endpoint.timeouts.read, deadline),
+                                   self._check_time)
         transport.write(request)
         try:
             while not response.status:
@@ -321,30 +322,26 @@ class Connection(asyncio.Protocol):
         self.close()
 
     def _stop_timers(self) -> None:
-        if self._gap_timer is not None:
-            self._gap_timer.cancel()
-            self._gap_timer = None
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
-            self._deadline_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _check_gap(self) -> None:
-        """Armed once per answer rather than per read: it fires, finds the last read, and
-        either fails the answer or re-arms for the rest of the gap. A paused connection waits
-        for its reader, not for the upstream, so its gap does not count."""
+    def _check_time(self) -> None:
+        """One timer per answer rather than one per read, for both limits: it fires, fails
+        the answer past its deadline or after a gap of no bytes, or re-arms for whichever
+        comes first. A paused connection waits for its reader, not for the upstream, so its
+        gap does not count."""
         loop = asyncio.get_running_loop()
+        now = loop.time()
         read = self.endpoint.timeouts.read
-        if self._paused:
-            self._gap_timer = loop.call_at(loop.time() + read, self._check_gap)
-        elif loop.time() - self._last_read >= read:
-            self._gap_timer = None
+        self._timer = None
+        if now >= self._deadline:
+            self._fail(TimeoutError("the upstream did not finish in time"))
+        elif not self._paused and now - self._last_read >= read:
             self._fail(TimeoutError("no byte from the upstream in time"))
         else:
-            self._gap_timer = loop.call_at(self._last_read + read, self._check_gap)
-
-    def _expire(self) -> None:
-        self._deadline_timer = None
-        self._fail(TimeoutError("the upstream did not finish in time"))
+            gap_end = (now if self._paused else self._last_read) + read
+            self._timer = loop.call_at(min(gap_end, self._deadline), self._check_time)
 
 
 class Response:
