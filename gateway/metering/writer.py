@@ -69,6 +69,8 @@ class MeteringWriter:
         self._insert_timeout = insert_timeout
         # Rows with their journal segment (0: none), None to wake the task.
         self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
+        # Set when the queue holds a batch (or on close): what ends a batch's wait early.
+        self._batch_ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backfill: asyncio.Task[None] | None = None
         self._retention_days = retention_days
@@ -109,6 +111,8 @@ class MeteringWriter:
             else:
                 segment = self.journal.append(row) if self.journal is not None else 0
                 self._queue.put_nowait((row, segment))
+                if self._queue.qsize() >= self._batch_size:
+                    self._batch_ready.set()
         except Exception:
             log.exception("metering: could not queue or spool the row of %s", event.request_id)
 
@@ -153,6 +157,7 @@ class MeteringWriter:
         if self._task is not None:
             if not self._queue.full():
                 self._queue.put_nowait(None)  # wake the task
+            self._batch_ready.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
             except Exception:
@@ -237,21 +242,18 @@ class MeteringWriter:
             return events
         if first is not None:
             events.append(first)
-        deadline = time.monotonic() + self._flush_interval
-        while len(events) < self._batch_size and not self._closing:
-            while len(events) < self._batch_size and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is not None:
-                    events.append(item)
-            if len(events) >= self._batch_size or self._closing:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
+            self._busy = True  # a row out of the queue and not yet stored: `flush` waits
+        # Let the batch fill for up to flush_interval without waking for each row (a wait
+        # per row cost a task and a timer each): only a full batch or closing ends it early.
+        if not self._closing and self._queue.qsize() + len(events) < self._batch_size:
+            self._batch_ready.clear()
             try:
-                item = await asyncio.wait_for(self._queue.get(), left)
+                async with asyncio.timeout(self._flush_interval):
+                    await self._batch_ready.wait()
             except TimeoutError:
-                break
+                pass
+        while len(events) < self._batch_size and not self._queue.empty():
+            item = self._queue.get_nowait()
             if item is not None:
                 events.append(item)
         if self._closing:  # take everything: this is the last pass

@@ -199,3 +199,52 @@ async def test_rows_spooled_before_the_api_column_replay_as_openai_chat(
     assert stored_apis == [("req-0", "openai.chat"), ("req-1", "openai.chat"),
                            ("req-2", "openai.chat"), ("req-3", "anthropic.messages")]
     assert writer.rows_rejected == 0
+
+
+async def test_rows_that_trickle_in_are_batched_without_a_wake_up_per_row(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The writer waits once per batch, not once per row (each wait was a task and a timer),
+    and still flushes a batch early when it is full."""
+    import asyncio
+
+    import gateway.metering.writer as writer_module
+
+    waits: list[float] = []
+    wait_for = asyncio.wait_for
+
+    async def counted(awaitable: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+        waits.append(timeout or 0.0)
+        return await wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(writer_module.asyncio, "wait_for", counted)
+    writer, store = make(tmp_path, flush_interval=0.3, batch_size=10)
+    batches: list[int] = []
+    waits_before_insert: list[int] = []
+    insert = store.insert
+
+    inserted_at: list[float] = []
+
+    async def recorded(rows: Sequence[dict[str, Any]], prices: PriceBook | None = None) -> int:
+        batches.append(len(rows))
+        waits_before_insert.append(waits.count(0.3))
+        inserted_at.append(asyncio.get_running_loop().time())
+        return await insert(rows, prices)
+
+    monkeypatch.setattr(store, "insert", recorded)
+    await writer.start()
+    waits.clear()
+    for i in range(6):  # a row every 10 ms: one batch, one wait for its first row
+        writer.record(event(i))
+        await asyncio.sleep(0.01)
+    assert await writer.flush(within=5)
+    assert batches == [6]
+    # the wait for the first row and the next batch's first row, not one per row
+    assert waits_before_insert[0] <= 2
+    started = asyncio.get_running_loop().time()
+    for i in range(6, 16):  # a full batch goes at once, not after the interval
+        writer.record(event(i))
+    assert await writer.flush(within=5)
+    assert batches[1] == 10 and inserted_at[1] - started < 0.25
+    await writer.close()
+    assert sorted(r[1] for r in stored(tmp_path)) == list(range(16))
