@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -164,3 +165,54 @@ def test_chunks_are_relayed_as_they_arrive_not_buffered(
     # each mode is the one named: reads went through the push only when `send` was not wrapped
     assert ("access-control-allow-origin" in r.headers) == (relay == "pulled")
     assert (len(pushed) >= 5) == (relay == "pushed")
+
+
+@pytest.mark.parametrize("relay", RELAYS)
+def test_a_client_that_reads_slowly_gets_every_byte_in_order(
+    make_gateway: GatewayFactory, upstreams: Upstreams, relay: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """~1 MB streamed to a client that reads nothing for a while, through small socket buffers:
+    the gateway's writes to it pause (the pushed relay hands them back to the task, which
+    waits for the client), and the client still gets the whole answer, in order."""
+    from gateway.serving import HeadWithBody
+
+    yaml, headers = RELAYS[relay]
+    refused: list[bool] = []
+    write_part = HeadWithBody.write_part
+
+    def watched(self: HeadWithBody, body: bytes) -> bool:
+        # the kernel's own buffers would take the whole answer: keep the gateway's small
+        self.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        written = write_part(self, body)
+        if not written and self.flow.write_paused:
+            refused.append(True)
+        return written
+
+    monkeypatch.setattr(HeadWithBody, "write_part", watched)
+    gateway = make_gateway(["deepseek"], yaml=yaml)
+    words = [f"w{i:05d}" + "x" * 1000 for i in range(900)]  # the simulator takes <= 1 MB
+    body = orjson.dumps({**BODY, "messages": [{"role": "user", "content": " ".join(words)}]})
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect((host, int(port)))
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        client.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\n"
+                       f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                       f"connection: close\r\n{head}\r\n".encode() + body)
+        time.sleep(1.5)  # read nothing: the gateway's writes to this client pause
+        received = b"".join(iter(lambda: client.recv(65536), b""))
+    status, _, rest = received.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200")
+    stream = b""
+    while rest:  # undo the chunked framing
+        size, _, rest = rest.partition(b"\r\n")
+        stream, rest = stream + rest[:int(size, 16)], rest[int(size, 16) + 2:]
+    text = [choice["delta"].get("content") or ""
+            for line in stream.split(b"\n") if line.startswith(b"data: {")
+            for choice in orjson.loads(line[6:])["choices"]]
+    assert "".join(text) == "echo: " + " ".join(words)
+    assert stream.endswith(b"data: [DONE]\n\n")
+    assert (len(refused) >= 1) == (relay == "pushed")
