@@ -1,7 +1,10 @@
 """Relaying a stream after its first token: canonical chunks in, the surface's bytes out.
 
 Everything is sent as soon as it is rendered; only the last chunks and the end (or the error
-event) share a write, since every write is a syscall and a wake-up. A failure after the first
+event) share a write, since every write is a syscall and a wake-up. While a stream runs
+smoothly, its reads are relayed from the upstream connection's own callback (`_push`) rather
+than by the request's task: per read, waking the task and passing the bytes through a chain of
+generators cost more than relaying them (bench/RESULTS-push-relay.md). A failure after the first
 token cannot fail over any more: it ends the stream with the surface's one error event, never
 a silently truncated 200. However the stream ends, `end` runs once: the breaker is settled,
 reasoning remembered, the usage event recorded (before the final bytes go out, so a client
