@@ -89,11 +89,17 @@ def configure(level: str = "info", fmt: LogFormat = "text", *, access_log: bool 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
         uv.setLevel(logging.NOTSET)  # the root's level, until uvicorn sets its --log-level
+    # The gateway writes its own access lines. uvicorn's protocol writes its own too, and
+    # skips the gateway's one-write response head, whenever this logger has a handler up its
+    # chain: none, also in a `--workers` worker, which configures logging after uvicorn did.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
     # Alembic announces its plugins on import and its steps on every start (a dozen INFO
     # lines); the usage store says it in one (gateway/db/store.py).
     logging.getLogger("alembic").setLevel(logging.WARNING)

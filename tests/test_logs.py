@@ -30,6 +30,7 @@ def restore_logging() -> Iterator[None]:
         access.removeHandler(handler)
     access.propagate = True
     logging.getLogger("alembic").setLevel(logging.NOTSET)
+    logging.getLogger("uvicorn.access").propagate = True
 
 
 def test_json_format_covers_uvicorn_and_the_access_switch(
@@ -56,6 +57,20 @@ def test_workers_get_the_same_setup(
     logging.getLogger("gateway").warning("loud")
     [line] = capsys.readouterr().err.splitlines()
     assert orjson.loads(line)["message"] == "loud"
+
+
+def test_uvicorn_writes_no_access_lines_of_its_own_in_a_worker_either(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    """uvicorn's protocol logs an access line per request when its access logger has any
+    handler up its chain, and then also skips the gateway's one-write response head. A
+    `--workers` worker configures logging after uvicorn did (`configure_from_env`), so the
+    gateway's setup must leave that logger without one; the gateway writes its own lines."""
+    logs.export_settings("info", "text", access_log=True)
+    logs.configure_from_env()
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    assert logging.getLogger("gateway.access").hasHandlers()
+    assert logging.getLogger("uvicorn.error").hasHandlers()
 
 
 def test_start_says_one_line_about_the_database(

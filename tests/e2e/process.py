@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 def start_gateway(tmp_path: Path, upstreams: Upstreams, db: str, yaml: str,
-                  name: str = "gateway", workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+                  name: str = "gateway", workers: int = 1, log_level: str = "warning",
+                  ) -> tuple[subprocess.Popen[bytes], str]:
     """The process and its URL, once /healthz answers; its stderr in `<name>.log`. `workers`
     is always passed, so the default's dependence on REDIS_URL never changes a test."""
     port = free_port()
@@ -35,7 +36,7 @@ def start_gateway(tmp_path: Path, upstreams: Upstreams, db: str, yaml: str,
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
-         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+         "--port", str(port), "--log-level", log_level, "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60  # a loaded 2-core machine can take long to import

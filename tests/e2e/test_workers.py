@@ -63,3 +63,31 @@ def test_workers_die_when_the_supervisor_is_killed(
         for pid in {proc.pid, *workers, *descendants(proc.pid)}:  # none left, pass or fail
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_each_worker_writes_the_gateways_access_lines_and_not_uvicorns(
+    tmp_path: Path, upstreams: Upstreams, pg_url: str
+) -> None:
+    """A worker sets up logging after uvicorn did; uvicorn's own access line (and its slower
+    response path, taken whenever its access logger can write) must stay off there too."""
+    proc, url = start_gateway(tmp_path, upstreams, pg_url,
+                              f"metering: {{spool_path: {tmp_path / 'spool'}}}\n", workers=2,
+                              log_level="info")
+    try:
+        body = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(4):
+            assert httpx.post(url + "/v1/chat/completions", json=body,
+                              timeout=20).status_code == 200
+        log = tmp_path / "gateway.log"
+        deadline = time.monotonic() + 10  # access lines are written at the end of a tick
+        while log.read_text().count("gateway.access") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = log.read_text()
+        assert text.count("gateway.access") >= 4 and "api=openai.chat" in text
+        assert "uvicorn.access" not in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except Exception:
+            proc.kill()
