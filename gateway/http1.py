@@ -196,7 +196,10 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._paused = False
         self._last_read = 0.0
-        self._time = asyncio.get_running_loop().time  # made in the loop by create_connection
+        # Made in the loop by create_connection. Kept: in Python 3.11 every
+        # asyncio.get_running_loop() is a getpid() syscall.
+        self.loop = asyncio.get_running_loop()
+        self._time = self.loop.time
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None  # the read gap's and the deadline's
 
@@ -210,7 +213,7 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise Disconnected("the connection was closed")
         response = self.response = Response(self)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._last_read = now = loop.time()
         self._deadline = deadline
         self._timer = loop.call_at(min(now + self.endpoint.timeouts.read, deadline),
@@ -273,7 +276,7 @@ class Connection(asyncio.Protocol):
     def resume(self) -> None:
         if self._paused and self.transport is not None:
             self._paused = False
-            self._last_read = asyncio.get_running_loop().time()
+            self._last_read = self._time()
             self.transport.resume_reading()
 
     # ---- parser callbacks (httptools) --------------------------------------------------
@@ -305,7 +308,7 @@ class Connection(asyncio.Protocol):
         except zlib.error as exc:
             response.fail(BodyCut(f"cannot decode the body: {exc}"))
         if self.reusable and response.framed and self.parser.should_keep_alive():
-            self.idle_since = asyncio.get_running_loop().time()
+            self.idle_since = self._time()
             self.resume()
             self.endpoint.idle(self)
         else:
@@ -331,7 +334,7 @@ class Connection(asyncio.Protocol):
         the answer past its deadline or after a gap of no bytes, or re-arms for whichever
         comes first. A paused connection waits for its reader, not for the upstream, so its
         gap does not count."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         now = loop.time()
         read = self.endpoint.timeouts.read
         self._timer = None
@@ -349,11 +352,12 @@ class Response:
     Reading it to the end returns the connection to the pool; `close` (or `release` before
     the end) drops the connection, which stops the upstream's work on it."""
 
-    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_sink",
-                 "_waiter", "framed", "raw_headers", "status")
+    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_loop",
+                 "_sink", "_waiter", "framed", "raw_headers", "status")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
+        self._loop = conn.loop
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.framed = False  # content-length or chunked: the body's end is not the close
@@ -417,7 +421,7 @@ class Response:
         if self._chunks or self._done or self._error is not None:
             return
         self._sink = sink
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = self._loop.create_future()
         try:
             await waiter
         finally:
@@ -493,7 +497,7 @@ class Response:
     async def wait(self) -> None:
         if self._error is not None:
             raise self._error
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             await self._waiter
         finally:
