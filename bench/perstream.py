@@ -24,6 +24,8 @@ import logging
 import sys
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import canned_sse
@@ -51,11 +53,12 @@ REQUEST = b'{"model":"deepseek-v4-flash","stream":true,"messages":[{"role":"user
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--part", choices=("all", "decode", "record"), default="all")
+    parser.add_argument("--part", choices=("all", "decode", "record", "deadline"),
+                        default="all")
     parser.add_argument("--batch", type=int, default=32,
                         help="calls that end in one loop tick (the access log writes per tick)")
     opts = parser.parse_args()
-    return asyncio.run(run(opts))
+    return uvloop.run(run(opts))
 
 
 async def run(opts: argparse.Namespace) -> int:
@@ -70,6 +73,8 @@ async def run(opts: argparse.Namespace) -> int:
     principal = Principal(key_id=None, key_name=None, team=None)
     upstream = canned_sse().encode()
     digest = hashlib.sha256()
+    if opts.part == "deadline":
+        return await deadlines(target, opts.calls)
     decode = opts.part in ("all", "decode")
     record_too = opts.part in ("all", "record")
     for i in range(opts.calls):
@@ -93,6 +98,20 @@ async def run(opts: argparse.Namespace) -> int:
             await asyncio.sleep(0)
     await asyncio.sleep(0)
     print(digest.hexdigest()[:16], opts.calls)
+    return 0
+
+
+async def deadlines(target: Target, calls: int) -> int:
+    """A streamed attempt's deadline (gateway/core/dispatch.py), entered and left in time."""
+    from gateway.core.dispatch import _Deadline
+
+    async def attempt() -> None:
+        await asyncio.sleep(0)
+
+    for _ in range(calls):
+        async with _Deadline(target, 30.0):
+            await attempt()
+    print("deadline", calls)
     return 0
 
 
