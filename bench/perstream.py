@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--part", choices=("all", "decode", "record", "deadline"),
                         default="all")
+    parser.add_argument("--sinks", default="metrics,access",
+                        help="the usage sinks after pricing (metrics, access; '' for none)")
     parser.add_argument("--batch", type=int, default=32,
                         help="calls that end in one loop tick (the access log writes per tick)")
     opts = parser.parse_args()
@@ -69,7 +71,9 @@ async def run(opts: argparse.Namespace) -> int:
     target = Target(provider, "deepseek-v4-flash", model=call.model.canonical)
     metrics = GatewayMetrics(HealthBoard(config.routing.breaker), [])
     _access_log()
-    sink = PricingSink(price_book(config), FanOutSink([metrics, AccessLogSink()]))
+    sinks = {"metrics": metrics, "access": AccessLogSink()}
+    sink = PricingSink(price_book(config), FanOutSink(
+        [sinks[name] for name in opts.sinks.split(",") if name]))
     principal = Principal(key_id=None, key_name=None, team=None)
     upstream = canned_sse().encode()
     digest = hashlib.sha256()
@@ -77,10 +81,14 @@ async def run(opts: argparse.Namespace) -> int:
         return await deadlines(target, opts.calls)
     decode = opts.part in ("all", "decode")
     record_too = opts.part in ("all", "record")
+    # The record part alone records the canned stream's usage, decoded once here.
+    decoded = StreamDecoder(provider, call.model.canonical, call.thinking)
+    decoded.feed_batch(SSESplitter().feed(upstream))
     for i in range(opts.calls):
         body = b""
-        decoder = StreamDecoder(provider, call.model.canonical, call.thinking)
+        decoder = decoded
         if decode:
+            decoder = StreamDecoder(provider, call.model.canonical, call.thinking)
             renderer = surface.stream_renderer(call)
             chunks, _ = decoder.feed_batch(SSESplitter().feed(upstream))
             render = renderer.chunk
@@ -118,11 +126,11 @@ async def deadlines(target: Target, calls: int) -> int:
 def _access_log() -> None:
     """The access logger as `gateway serve` sets it up (one batched handler), into /dev/null."""
     from gateway.accesslog import AccessBatchHandler
-    from gateway.logs import TEXT_FORMAT
+    from gateway.logs import TextFormatter
 
     access = logging.getLogger(LOGGER)
     handler = AccessBatchHandler(open("/dev/null", "w"))  # noqa: SIM115  (lives to the exit)
-    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(TextFormatter())
     access.addHandler(handler)
     access.propagate = False
     access.setLevel(logging.INFO)
