@@ -276,7 +276,8 @@ class StreamDecoder:
             self.finished = True
             if finish_reason in self.provider.cut_short_reasons:
                 self.cut_short = finish_reason
-        out = Delta(index, finish_reason=finish_reason if isinstance(finish_reason, str) else None)
+        text = thought = None
+        calls: list[ToolCallDelta] | None = None
         delta = choice.get("delta")
         if isinstance(delta, dict):
             if self._rename is not None and self._rename in delta:
@@ -297,15 +298,16 @@ class StreamDecoder:
                 if isinstance(reasoning, str):
                     self._reasoning.append(reasoning)
                     self.relayed_chars += len(reasoning)
-                    out.reasoning = reasoning
+                    thought = reasoning
                 if isinstance(content, str):
                     self.relayed_chars += len(content)
-                    out.content = content
+                    text = content
             if isinstance(tool_calls, list):
-                out.tool_calls = []
-                if self._repair_tool_calls(index, tool_calls, out.tool_calls):
+                calls = []
+                if self._repair_tool_calls(index, tool_calls, calls):
                     changed = True
-        return out, changed
+        return Delta(index, text, thought, calls,
+                     finish_reason if isinstance(finish_reason, str) else None), changed
 
     def _repair_tool_calls(
         self, choice_index: int, calls: list[Any], out: list[ToolCallDelta]
