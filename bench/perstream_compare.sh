@@ -2,7 +2,8 @@
 # Instructions per call of bench/perstream.py (callgrind), for each checkout given:
 #   bench/perstream_compare.sh [--part all|decode|record|deadline] [--sinks metrics,access]
 #       [--batch 32] [--calls 1000] CHECKOUT...
-# Each count is (a run of N calls) - (a run of 0 calls), divided by N: start-up left out.
+# Each count is (a run of N calls) - (a run of 0 calls), divided by N: start-up left out;
+# PYTHONHASHSEED=0, so a checkout counts the same each time.
 set -e
 part=all
 sinks=metrics,access
@@ -21,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-$here/../.venv/bin/python}
 out=$(mktemp -d)
 count() {  # checkout calls -> instructions
-    PYTHONPATH=$1 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
+    PYTHONHASHSEED=0 PYTHONPATH=$1 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
         "$python" "$here/perstream.py" --part "$part" --sinks "$sinks" --batch "$batch" \
         --calls "$2" >"$out/stdout" 2>/dev/null
     sed -n 's/^summary: //p' "$out/cg"
