@@ -5,8 +5,9 @@ keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PR
 send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
 `reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
 upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Most chunks
-of a stream are one text delta in an otherwise identical envelope: once such a chunk went out
-unchanged, its followers are decoded by comparing bytes, without a JSON parse (`_plain_text`).
+of a stream are one text delta in an otherwise identical envelope: once two such chunks went
+out unchanged (the second proving the first's shape, `_learn`), their followers are decoded by
+comparing bytes, without a JSON parse (`_plain_text`).
 Rendering for a client is the surfaces' job.
 """
 
