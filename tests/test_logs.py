@@ -149,6 +149,31 @@ def test_access_lines_of_one_tick_are_one_write_formatted_as_one_by_one(
             assert line[23:] == alone[23:] and f"request_id={event.request_id} " in line
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_each_ticks_lines_carry_that_ticks_time(
+    fmt: logs.LogFormat, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    logs.configure("info", fmt)
+    sink = AccessLogSink()
+    clock = iter([1_800_000_000.25, 1_800_000_061.5])
+    monkeypatch.setattr("gateway.accesslog.time.time", lambda: next(clock))
+
+    async def two_ticks() -> None:
+        for event in _events(2):
+            sink.record(event)
+            await asyncio.sleep(0)
+
+    asyncio.run(two_ticks())
+    first, second = stream.writes
+    if fmt == "json":
+        assert orjson.loads(first)["ts"] == "2027-01-15T08:00:00.250Z"
+        assert orjson.loads(second)["ts"] == "2027-01-15T08:01:01.500Z"
+    else:
+        assert first[19:23] == ",250" and second[19:23] == ",500" and first[:17] != second[:17]
+
+
 def test_access_lines_outside_a_loop_are_written_at_once(
     monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ) -> None:

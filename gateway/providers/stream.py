@@ -5,8 +5,9 @@ keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PR
 send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
 `reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
 upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Most chunks
-of a stream are one text delta in an otherwise identical envelope: once such a chunk went out
-unchanged, its followers are decoded by comparing bytes, without a JSON parse (`_plain_text`).
+of a stream are one text delta in an otherwise identical envelope: once two such chunks went
+out unchanged (the second proving the first's shape, `_learn`), their followers are decoded by
+comparing bytes, without a JSON parse (`_plain_text`).
 Rendering for a client is the surfaces' job.
 """
 
@@ -30,6 +31,7 @@ DONE = b"[DONE]"
 # string would end there), a backslash (an escape) or a control character (invalid JSON).
 _NOT_PLAIN = re.compile(rb'["\\\x00-\x1f]')
 _TEXT_FIELDS = (b'"content":"', b'"reasoning_content":"')
+_CANDIDATES = 2  # unproven shapes kept (e.g. a first chunk with a role, then plain ones)
 
 
 class SSESplitter:
@@ -129,8 +131,10 @@ class StreamDecoder:
         self._index_of_id: dict[tuple[int, str], int] = {}
         self._current: dict[tuple[int, int], int] = {}
         self._next_index: dict[int, int] = {}
-        # The fast path's shapes (see `_learn`): (prefix, suffix, choice index, reasoning?).
+        # The fast path's shapes (see `_learn`): (prefix, suffix, choice index, reasoning?),
+        # and the candidates for them, with the text they were seen with.
         self._shapes: list[tuple[bytes, bytes, int, bool]] = []
+        self._candidates: list[tuple[bytes, bytes, int, bool, bytes]] = []
 
     def feed_batch(self, batch: list[bytes]) -> tuple[list[Chunk], UpstreamError | None]:
         """Decode events that arrived together; stops at [DONE] or at an in-band error,
@@ -180,15 +184,23 @@ class StreamDecoder:
         self.relayed_chars += len(text)
         if reasoning:
             self._reasoning.append(text)
-            return Chunk([Delta(index, reasoning=text)], None, None, data)
-        return Chunk([Delta(index, content=text)], None, None, data)
+            return Chunk([Delta(index, None, text)], None, None, data)
+        return Chunk([Delta(index, text)], None, None, data)
 
     def _learn(self, chunk: Chunk) -> None:
-        """Keep the shape of a chunk that went out unchanged and carried only one choice's text
-        (content or reasoning), so its followers take the fast path: the bytes before its text
-        (the prefix: id, model, the choice's index and every other field, up to the opening
-        quote) and after it (the suffix, from the closing quote). Only compact JSON whose text
-        needs no escaping is learned; anything else keeps the full decode."""
+        """Learn the shape of chunks like this one, which went out unchanged, if it carried only
+        one choice's text (content or reasoning): the bytes before its text (the prefix: id,
+        model, the choice's index and every other field, up to the opening quote) and after it
+        (the suffix, from the closing quote). Only compact JSON whose text needs no escaping is
+        learned; anything else keeps the full decode.
+
+        A shape is learned from two chunks, so a stream pays for it only once it has a second
+        chunk to take the fast path (short streams never do): the first makes a candidate; a
+        later one that is the candidate's bytes but for other plain text, and decodes as the
+        same delta with that text, proves it. Why that is proof: a plain text between `":"` and
+        `"` is a whole JSON string, a value; the two chunks parse alike but for that one value,
+        and the delta's text changed with it, so it is the delta's text. Any other plain text
+        there is that delta with that text and the rest of the chunk as it was."""
         if len(chunk.deltas) != 1 or chunk.usage is not None:
             return
         delta = chunk.deltas[0]
@@ -203,26 +215,26 @@ class StreamDecoder:
         encoded = text.encode()
         if _NOT_PLAIN.search(encoded) is not None:
             return
+        candidates = self._candidates
+        for candidate in candidates:
+            prefix, suffix, index, kind, seen = candidate
+            if (kind == reasoning and index == delta.index and encoded != seen
+                    and raw.startswith(prefix) and raw.endswith(suffix)
+                    and raw[len(prefix):len(raw) - len(suffix)] == encoded):
+                candidates.remove(candidate)
+                self._shapes.append((prefix, suffix, index, reasoning))
+                return
         needle = _TEXT_FIELDS[reasoning] + encoded + b'"'
         at = raw.find(needle)
         if at < 0 or raw.find(needle, at + 1) >= 0:
             return
         start = at + len(_TEXT_FIELDS[reasoning])
-        shape = (raw[:start], raw[start + len(encoded):], delta.index, reasoning)
-        # Proof that the bytes found are that delta's text and nothing else: putting other
-        # text there changes exactly that one field (the probe with its "~" put back to the
-        # text is the chunk as parsed: `native`, unchanged since, as the chunk has `raw`).
-        name = "reasoning_content" if reasoning else "content"
-        try:
-            probe = orjson.loads(shape[0] + b"~" + shape[1])
-            [choice] = [c for c in probe["choices"] if c.get("index", 0) == delta.index]
-            if choice["delta"][name] != "~":
-                return
-            choice["delta"][name] = text
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        candidate = (raw[:start], raw[start + len(encoded):], delta.index, reasoning, encoded)
+        if candidate[:4] in self._shapes:
             return
-        if probe == chunk.native and shape not in self._shapes:
-            self._shapes.append(shape)
+        if len(candidates) >= _CANDIDATES:
+            del candidates[0]
+        candidates.append(candidate)
 
     def _decode(self, data: bytes) -> Chunk:
         try:
@@ -271,7 +283,8 @@ class StreamDecoder:
             self.finished = True
             if finish_reason in self.provider.cut_short_reasons:
                 self.cut_short = finish_reason
-        out = Delta(index, finish_reason=finish_reason if isinstance(finish_reason, str) else None)
+        text = thought = None
+        calls: list[ToolCallDelta] | None = None
         delta = choice.get("delta")
         if isinstance(delta, dict):
             if self._rename is not None and self._rename in delta:
@@ -292,15 +305,16 @@ class StreamDecoder:
                 if isinstance(reasoning, str):
                     self._reasoning.append(reasoning)
                     self.relayed_chars += len(reasoning)
-                    out.reasoning = reasoning
+                    thought = reasoning
                 if isinstance(content, str):
                     self.relayed_chars += len(content)
-                    out.content = content
+                    text = content
             if isinstance(tool_calls, list):
-                out.tool_calls = []
-                if self._repair_tool_calls(index, tool_calls, out.tool_calls):
+                calls = []
+                if self._repair_tool_calls(index, tool_calls, calls):
                     changed = True
-        return out, changed
+        return Delta(index, text, thought, calls,
+                     finish_reason if isinstance(finish_reason, str) else None), changed
 
     def _repair_tool_calls(
         self, choice_index: int, calls: list[Any], out: list[ToolCallDelta]

@@ -253,9 +253,10 @@ def test_the_fast_path_decodes_every_chunk_as_the_full_decode_does(
                             full.first_token_at is None, full.usage)
 
 
-def test_plain_text_chunks_after_the_first_take_the_fast_path() -> None:
+def test_plain_text_chunks_after_the_second_take_the_fast_path() -> None:
     decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
     decoder.feed(_native_event("content", "Once"))
+    decoder.feed(_native_event("content", " more"))
     chunk = decoder.feed(_native_event("content", " upon"))
     assert chunk is not None and chunk._native is None  # not parsed
     assert chunk.deltas[0].content == " upon" and chunk.native["choices"][0]["delta"] == {
@@ -263,3 +264,46 @@ def test_plain_text_chunks_after_the_first_take_the_fast_path() -> None:
     escaped = decoder.feed(_native_event("content", 'a "quote"'))
     assert escaped is not None and escaped._native is not None  # the full decode
     assert escaped.deltas[0].content == 'a "quote"'
+
+
+def test_a_shape_is_learned_only_once_a_second_chunk_proves_it() -> None:
+    """A one-off plain chunk (a short stream's only reasoning chunk) teaches nothing; the chunk
+    after a plain one is decoded in full and proves the shape; only the third is fast."""
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    decoder.feed(_native_event("reasoning_content", "Hm."))
+    decoder.feed(_native_event("content", "Once"))
+    second = decoder.feed(_native_event("content", " upon"))
+    assert second is not None and second._native is not None  # the full decode
+    third = decoder.feed(_native_event("content", " a"))
+    assert third is not None and third._native is None  # the fast path
+    assert decoder._shapes == [(b'{"id":"b","object":"chat.completion.chunk","created":1767225600'
+                                b',"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{'
+                                b'"content":"', b'"},"logprobs":null,"finish_reason":null}]}',
+                                0, False)]
+
+
+def test_the_same_text_again_proves_no_shape() -> None:
+    """A repeated chunk is no proof (its text might be found in the wrong place): the chunk
+    after it, with other text, is."""
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    for text in ("ha", "ha", "ha"):
+        decoder.feed(_native_event("content", text))
+    assert decoder._shapes == []
+    decoder.feed(_native_event("content", "!"))
+    assert len(decoder._shapes) == 1
+
+
+def test_text_found_outside_the_delta_is_never_learned() -> None:
+    """The delta's own text is spaced (not where the learner looks); the same text in compact
+    form elsewhere in the chunk must not become the fast path's text."""
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    head = b'{"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{"content": "'
+
+    def event(delta_text: bytes, decoy: bytes) -> bytes:
+        return head + delta_text + b'"}}],"x":{"content":"' + decoy + b'"}}'
+
+    for delta_text, decoy in ((b"one", b"one"), (b"one", b"two"), (b"one", b"six"),
+                              (b"one", b"ten")):
+        chunk = decoder.feed(event(delta_text, decoy))
+        assert chunk is not None and chunk.deltas[0].content == "one"
+    assert decoder._shapes == []
