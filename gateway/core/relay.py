@@ -224,21 +224,12 @@ class Relay:
             batch = self._split(data)
             if not batch:
                 return True
+            failure: UpstreamError | None = None
             if len(batch) == 1:  # the common read: one event (an in-band error raises)
-                decoder = self._opened.decoder
-                chunk = decoder.feed(batch[0])
-                if chunk is None or decoder.done:
-                    self._taken = (b"" if chunk is None else self._renderer.chunk(chunk), None)
-                    return False
-                out = self._renderer.chunk(chunk)
-                if not out:
-                    return True
-                if self._write(out):
-                    self._last_out = self._loop_time()
-                    return True
-                self._taken = (out, None)
-                return False
-            out, failure = self._render(batch)
+                chunk = self._opened.decoder.feed(batch[0])
+                out = b"" if chunk is None else self._renderer.chunk(chunk)
+            else:
+                out, failure = self._render(batch)
             if failure is None and not self._opened.decoder.done:
                 if not out:
                     return True
