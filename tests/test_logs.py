@@ -116,13 +116,20 @@ class _CountingStream:
         pass
 
 
+def _access_lines_to_counting_stream(monkeypatch: pytest.MonkeyPatch,
+                                     fmt: logs.LogFormat) -> _CountingStream:
+    """Logging set up in `fmt` onto a stream that keeps each write."""
+    stream = _CountingStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    logs.configure("info", fmt)
+    return stream
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_access_lines_of_one_tick_are_one_write_formatted_as_one_by_one(
     fmt: logs.LogFormat, monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ) -> None:
-    stream = _CountingStream()
-    monkeypatch.setattr("sys.stderr", stream)
-    logs.configure("info", fmt)
+    stream = _access_lines_to_counting_stream(monkeypatch, fmt)
     events = _events(5)
     sink = AccessLogSink()
 
@@ -153,9 +160,7 @@ def test_access_lines_of_one_tick_are_one_write_formatted_as_one_by_one(
 def test_each_ticks_lines_carry_that_ticks_time(
     fmt: logs.LogFormat, monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ) -> None:
-    stream = _CountingStream()
-    monkeypatch.setattr("sys.stderr", stream)
-    logs.configure("info", fmt)
+    stream = _access_lines_to_counting_stream(monkeypatch, fmt)
     sink = AccessLogSink()
     clock = iter([1_800_000_000.25, 1_800_000_061.5])
     monkeypatch.setattr("gateway.accesslog.time.time", lambda: next(clock))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+from gateway.core.answer import Chunk
 from gateway.core.attempt import OpenStream
 from gateway.core.drain import Drain
 from gateway.core.record import CallRecord, estimate_usage
@@ -45,8 +46,11 @@ class Relay:
         self._last_out = 0.0
 
     def render_held(self) -> bytes:
+        return self._rendered(self._opened.held)
+
+    def _rendered(self, chunks: list[Chunk]) -> bytes:
         render = self._renderer.chunk
-        return b"".join([render(chunk) for chunk in self._opened.held])
+        return b"".join([render(chunk) for chunk in chunks])
 
     async def whole(self) -> bytes:
         """A stream the upstream had already finished: every event at once."""
@@ -153,8 +157,7 @@ class Relay:
 
     def _render(self, batch: list[bytes]) -> tuple[bytes, UpstreamError | None]:
         chunks, failure = self._opened.decoder.feed_batch(batch)
-        render = self._renderer.chunk
-        return b"".join([render(chunk) for chunk in chunks]), failure
+        return self._rendered(chunks), failure
 
     async def _pulled(self) -> AsyncIterator[bytes]:
         """Each read's rendered events, read by this task; stops at the stream's end or a
