@@ -27,9 +27,21 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     # Fewer brackets than the limit cannot nest past it: one C-speed count skips the walk.
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        check_depth(body)
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper(body, MAX_DEPTH - 1):
+        check_depth(body)  # names the field
     return body
+
+
+def _deeper(container: dict[str, Any] | list[Any], left: int) -> bool:
+    """True if a container inside `container` nests more than `left` levels below it. What
+    `check_depth` decides, without the path it keeps for its message: a coding agent's body
+    holds thousands of containers, and the walk that remembers paths took 0.5 ms on 200
+    messages, several times the body's parse."""
+    for item in container.values() if type(container) is dict else container:
+        kind = type(item)
+        if (kind is dict or kind is list) and (left == 0 or _deeper(item, left - 1)):
+            return True
+    return False
 
 
 def json_value(raw: bytes) -> Any:

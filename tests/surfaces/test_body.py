@@ -6,9 +6,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import InvalidRequest
-from gateway.surfaces.body import MAX_DEPTH, check_depth, json_object, json_value
+from gateway.surfaces.body import MAX_DEPTH, _deeper, check_depth, json_object, json_value
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:
@@ -52,3 +54,32 @@ def test_json_value_accepts_scalars_and_checks_depth() -> None:
     assert json_value(b"3") == 3
     with pytest.raises(InvalidRequest):
         json_value(b"[" * 500 + b"]" * 500)
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner,
+                                                                 max_size=3),
+    max_leaves=20,
+)
+
+
+@given(value=st.lists(json_values, max_size=3) | st.dictionaries(st.text(max_size=2),
+                                                                 json_values, max_size=3),
+       limit=st.integers(1, 6))
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+def test_the_fast_depth_test_agrees_with_the_walk_that_names_the_path(
+        value: Any, limit: int) -> None:
+    try:
+        check_depth(value, limit)
+    except InvalidRequest:
+        assert _deeper(value, limit - 1)
+    else:
+        assert not _deeper(value, limit - 1)
+
+
+def test_an_empty_container_past_the_limit_counts() -> None:
+    body = {"model": "m", "tools": nested(MAX_DEPTH - 1, leaf=[])}
+    with pytest.raises(InvalidRequest):
+        json_object(orjson.dumps(body))
+    assert json_object(orjson.dumps({"model": "m", "tools": nested(MAX_DEPTH - 2, leaf=[])}))

@@ -215,7 +215,7 @@ def _thinking(value: Any, output_config: Any, default_enabled: bool,
         if not isinstance(output_config, dict):
             raise InvalidRequest("output_config: must be an object", param="output_config")
         effort = output_config.get("effort")
-        if effort is not None and effort not in _EFFORTS:
+        if effort is not None and (not isinstance(effort, str) or effort not in _EFFORTS):
             raise InvalidRequest(
                 f"output_config.effort: must be one of low, medium, high, max; got {effort!r}",
                 param="output_config.effort",
@@ -298,7 +298,8 @@ def _tools(value: Any, loaded: set[str]) -> list[dict[str, Any]]:
 def _tool_choice(value: Any, params: dict[str, Any]) -> None:
     if value is None:
         return
-    if not isinstance(value, dict) or value.get("type") not in _TOOL_CHOICES:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) \
+            or value["type"] not in _TOOL_CHOICES:
         raise InvalidRequest(
             "tool_choice: must be an object whose type is auto, any, tool or none",
             param="tool_choice.type",

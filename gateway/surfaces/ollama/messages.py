@@ -47,7 +47,7 @@ def chat_messages(value: Any) -> list[Message]:
             raise InvalidRequest(f"{where}: must be an object", param=where)
         role = message.get("role")
         role = role.lower() if isinstance(role, str) else role
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
                 f"{where}.role: must be system, user, assistant or tool; got {role!r}",
                 param=f"{where}.role",

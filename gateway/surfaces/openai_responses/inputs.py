@@ -55,7 +55,7 @@ def normalize_input(value: Any) -> list[Item]:
             raise InvalidRequest(f"{where}: must be an object", param=where)
         item = dict(raw)
         kind = item.setdefault("type", "message")
-        if kind not in _ID_PREFIX:
+        if not isinstance(kind, str) or kind not in _ID_PREFIX:
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported by this gateway "
                 "(message, reasoning, function_call and function_call_output are)",
@@ -103,7 +103,7 @@ class _Turns:
 
     def message(self, item: Item, where: str) -> None:
         role = item.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
                 f"{where}.role: must be user, assistant, system or developer; got {role!r}",
                 param=f"{where}.role")
@@ -184,6 +184,7 @@ def _parts(content: Any, where: str, role: str) -> list[dict[str, Any]]:
     for j, part in enumerate(content):
         at = f"{where}.content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if kind in _TEXT_PARTS:
             parts.append({"type": "text", "text": _str(part, "text", at)})
         elif kind == "refusal":
@@ -258,6 +259,7 @@ def _output(output: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
     for j, part in enumerate(output):
         at = f"{where}.output[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if kind in _TEXT_PARTS:
             texts.append(_str(part, "text", at))
         elif kind == "input_image":

@@ -272,3 +272,10 @@ def test_the_parse_time_is_kept_for_the_durations() -> None:
     options = chat(orjson.dumps(chat_body())).options
     assert isinstance(options, OllamaOptions)
     assert before <= options.started_ns <= time.monotonic_ns()
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": 1}])
+def test_a_role_that_is_not_a_string_is_a_400_not_a_crash(role: Any) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        chat(chat_body(messages=[{"role": role, "content": "x"}]))
+    assert caught.value.param == "messages[0].role"

@@ -70,6 +70,20 @@ def test_unknown_model_is_404_model_not_found(catalogue: ModelCatalogue) -> None
          "'messages[0].role'"),
         (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user"}]}',
          "'messages[0].content' is required"),
+        # an unhashable role is a 400 too, not a TypeError (a 500)
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": ["user"], "content": "x"}]}',
+         "'messages[0].role'"),
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": {}, "content": "x"}]}',
+         "'messages[0].role'"),
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"},'
+         b' {"role": "user", "content": 5}]}', "'messages[1].content' must be a string"),
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"},'
+         b' {"role": "assistant", "content": null, "tool_calls": {}}]}',
+         "'messages[1].tool_calls' must be an array"),
+        # several misfits: the first in the documented field order is named, whatever the
+        # body's order
+        (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'
+         b' "user": 5, "temperature": "hot", "stream": 1}', "'stream' must be a boolean"),
         (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'
          b' "stream": "yes"}', "'stream' must be a boolean"),
         (b'{"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "x"}],'

@@ -350,3 +350,9 @@ def test_no_input_an_unknown_model_and_bad_json() -> None:
         parse(body(model="gpt-5.5"))
     assert "not valid JSON" in refused(b"{nope").message
     assert "JSON object" in refused(orjson.dumps([1])).message
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": 1}])
+def test_a_role_that_is_not_a_string_is_a_400_not_a_crash(role: Any) -> None:
+    error = refused(body(input=[{"role": role, "content": "x"}]))
+    assert error.param is not None and error.param.endswith(".role")
