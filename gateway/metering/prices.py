@@ -188,15 +188,19 @@ class PriceBook:
         the minute), so each (provider, model) is looked up once a minute: every usage row
         asks, on the request's path."""
         at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-        minute = int(at.timestamp() // 60)
+        return self.price_at(provider, model, at.timestamp())
+
+    def price_at(self, provider: str, model: str, epoch: float) -> Price | None:
+        """`price` at a Unix time: what a usage row asks, with no datetime to convert."""
+        minute = int(epoch // 60)
         if minute != self._memo_minute:
             self._memo_minute = minute
             self._memo.clear()
         key = (provider, model)
         if key in self._memo:
             return self._memo[key]
-        found = self._price(provider, model, at.replace(second=0, microsecond=0))
-        self._memo[key] = found
+        found = self._memo[key] = self._price(
+            provider, model, datetime.fromtimestamp(minute * 60, UTC))
         return found
 
     def _price(self, provider: str, model: str, at: datetime) -> Price | None:

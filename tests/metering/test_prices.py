@@ -49,6 +49,17 @@ def test_flash_from_2026_09_10_doubles_at_peak(when: str, peak: bool) -> None:
     assert price == Price(0.003 * factor, 0.15 * factor, 0.60 * factor, peak)
 
 
+def test_a_price_looked_up_by_unix_time_follows_the_minutes_across_a_peak_edge() -> None:
+    """`price_at` (what each usage row asks) memoizes per minute: back and forth across the
+    end of a peak window (2026-09-14 04:00 UTC, see above) it answers like a fresh book."""
+    edge = at("2026-09-14T04:00").timestamp()
+    book = PriceBook.load()
+    for moment in (edge - 0.5, edge + 0.5, edge - 61, edge + 59.9, edge - 0.001, edge):
+        fresh = PriceBook.load().price_at("deepseek", "deepseek-v4-flash", moment)
+        assert book.price_at("deepseek", "deepseek-v4-flash", moment) == fresh
+        assert fresh is not None and fresh.peak == (moment < edge)
+
+
 def test_openrouter_has_its_own_prices_and_ollama_is_free() -> None:
     when = at("2026-09-14T02:00")  # DeepSeek's peak: OpenRouter has none
     assert BOOK.price("openrouter", "deepseek-v4-flash", when) == Price(0.003, 0.15, 0.60)

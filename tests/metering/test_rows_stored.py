@@ -91,6 +91,8 @@ def test_row_ids_grow_with_time_and_never_repeat() -> None:
     assert ids == sorted(ids)  # one a millisecond apart: strictly in time order
     same_ms = {row_id(now) for _ in range(1000)}
     assert len(same_ms) == 1000  # 80 random bits tell calls of one millisecond apart
+    assert row_id(1_700_000_000.123).startswith(f"{1_700_000_000_123:012x}")
+    assert all(int(i, 16) for i in same_ms)  # hex digits only
 
 
 def test_a_forked_worker_mints_other_ids_than_its_parent() -> None:
