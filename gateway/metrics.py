@@ -152,7 +152,8 @@ class GatewayMetrics:
         status = event.status
         model = event.model or NONE
         api = event.api or NONE
-        mode = _mode(event.thinking)
+        thinking = event.thinking
+        mode = thinking if thinking in _MODES else NONE  # "none" before a call was parsed
         if status == REFUSED:  # nothing was served: a count, never a latency or a token
             self._refusal(api, model, self._reason(event.error_type), mode).n += 1
             return
@@ -167,21 +168,7 @@ class GatewayMetrics:
             (attempts.get(attempt) or self._attempt(attempt)).n += 1
         if event.provider is None:
             return
-        (calls.duration or calls.histogram("duration")).observe(event.latency_s)
-        if event.ttft_s is not None:
-            (calls.ttft or calls.histogram("ttft")).observe(event.ttft_s)
-        if event.overhead_s is not None:
-            (calls.overhead or calls.histogram("overhead")).observe(max(0.0, event.overhead_s))
-        usage = event.usage
-        if usage is not None:
-            (calls.prompt or calls.count("prompt")).inc(usage.prompt_tokens)
-            (calls.completion or calls.count("completion")).inc(usage.completion_tokens)
-            if usage.cache_hit_tokens:
-                (calls.cache_hit or calls.count("cache_hit")).inc(usage.cache_hit_tokens)
-            if usage.reasoning_tokens:
-                (calls.reasoning or calls.count("reasoning")).inc(usage.reasoning_tokens)
-        if event.cost_usd:
-            (calls.cost or calls.count("cost")).inc(event.cost_usd)
+        calls.served(event)
 
     def _refusal(self, api: str, model: str, reason: str, mode: str) -> _Count:
         key = (api, model, reason, mode)
@@ -223,7 +210,9 @@ class _Count:
 
     def __init__(self, child: Any) -> None:
         self.child = child
-        self.n = 0.0  # a float, as prometheus-client keeps it: the same sums, the same text
+        # An int while only ints were added (calls, tokens: exact either way), a float once a
+        # float was (cost: added in the same order as `inc` added it, so the same sum).
+        self.n: float = 0
 
     def inc(self, amount: float) -> None:
         if amount < 0:  # as Counter.inc
@@ -231,34 +220,31 @@ class _Count:
         self.n += amount
 
     def apply(self) -> None:
-        self.child._value.set(self.n)
+        self.child._value.set(float(self.n))
 
 
 class _Hist:
     """A histogram child's bucket counts and sum, counted here and written by `apply`.
 
-    As prometheus-client's `Histogram.observe`: an observation counts in the first bucket
-    whose upper bound is >= it (its buckets are not cumulative until exposition) and adds to
-    the sum. tests/test_metrics.py pins this against a plain Histogram."""
+    `_CallSeries.served` observes as prometheus-client's `Histogram.observe` does: in the
+    first bucket whose upper bound is >= the amount (`bisect_left`; its buckets are not
+    cumulative until exposition), and adds it to the sum. Amounts are times, never NaN (which
+    would count in the first bucket here, in none there). tests/test_metrics.py pins this
+    against a plain Histogram."""
 
     __slots__ = ("bounds", "child", "counts", "sum")
 
     def __init__(self, child: Any) -> None:
         self.child = child
         self.bounds: list[float] = child._upper_bounds  # sorted, ending with +Inf
-        self.counts = [0.0] * len(self.bounds)
+        self.counts = [0] * len(self.bounds)  # ints: no float made per call; exact all the same
         self.sum = 0.0
-
-    def observe(self, amount: float) -> None:
-        """`amount` is a time: never NaN (which would count in the first bucket here)."""
-        self.counts[bisect_left(self.bounds, amount)] += 1
-        self.sum += amount
 
     def apply(self) -> None:
         child = self.child
         child._sum.set(self.sum)
         for value, count in zip(child._buckets, self.counts, strict=True):
-            value.set(count)
+            value.set(float(count))
 
 
 class _CallSeries:
@@ -283,6 +269,42 @@ class _CallSeries:
         self.reasoning: _Count | None = None
         self.cost: _Count | None = None
 
+    def served(self, event: UsageEvent) -> None:
+        """Latency, TTFT, overhead, tokens and cost of a call an upstream served. Each
+        observation as `_Hist.observe`, each count as `_Count.inc`, written out: this runs
+        once a call."""
+        hist = self.duration or self.histogram("duration")
+        latency = event.latency_s
+        hist.counts[bisect_left(hist.bounds, latency)] += 1
+        hist.sum += latency
+        ttft = event.ttft_s
+        if ttft is not None:
+            hist = self.ttft or self.histogram("ttft")
+            hist.counts[bisect_left(hist.bounds, ttft)] += 1
+            hist.sum += ttft
+        overhead = event.overhead_s
+        if overhead is not None:
+            overhead = max(0.0, overhead)
+            hist = self.overhead or self.histogram("overhead")
+            hist.counts[bisect_left(hist.bounds, overhead)] += 1
+            hist.sum += overhead
+        usage = event.usage
+        if usage is not None:
+            tokens = usage.prompt_tokens
+            if tokens < 0:
+                raise ValueError(_NEGATIVE)
+            (self.prompt or self.count("prompt")).n += tokens
+            tokens = usage.completion_tokens
+            if tokens < 0:
+                raise ValueError(_NEGATIVE)
+            (self.completion or self.count("completion")).n += tokens
+            if usage.cache_hit_tokens:
+                (self.cache_hit or self.count("cache_hit")).inc(usage.cache_hit_tokens)
+            if usage.reasoning_tokens:
+                (self.reasoning or self.count("reasoning")).inc(usage.reasoning_tokens)
+        if event.cost_usd:
+            (self.cost or self.count("cost")).inc(event.cost_usd)
+
     def histogram(self, name: str) -> _Hist:
         m = self._metrics
         model, provider, _, api = self._labels
@@ -303,11 +325,6 @@ class _CallSeries:
             counted = m.count(m.tokens.labels(model, provider, name, mode))
         setattr(self, name, counted)
         return counted
-
-
-def _mode(thinking: str) -> str:
-    """The thinking mode as a label: one of four words, "none" before a call was parsed."""
-    return thinking if thinking in _MODES else NONE
 
 
 class _StateCollector(Collector):
