@@ -30,11 +30,16 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
     reported = None if refused else event.usage
     usage = reported or Usage()
     hit, miss = split_prompt(usage) if reported is not None else (0, 0)
-    price = prices.price(provider, event.model, ts) if provider else None
     cost = 0.0 if refused else event.cost_usd
-    book = None if refused or reported is None else (
-        event.book_cost_usd if event.book_cost_usd is not None
-        else cost_usd(usage, price) if price is not None else None)
+    book: float | None = event.book_cost_usd
+    if reported is not None and book is not None:
+        # priced by PricingSink at this instant's price, whose peak it kept: no second look-up
+        peak = event.peak if provider else False
+    else:
+        price = prices.price(provider, event.model, ts) if provider else None
+        book = None if refused or reported is None else (
+            cost_usd(usage, price) if price is not None else None)
+        peak = price.peak if price is not None else False
     return {
         "id": row_id(event.started_at),
         "ts": ts,
@@ -63,7 +68,7 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         ),
         "provider_cost_usd": usage.provider_cost_usd,
         "book_cost_usd": book,
-        "peak": price.peak if price is not None else False,
+        "peak": peak,
         "estimated": usage.estimated,
         "latency_ms": round(event.latency_s * 1000, 3),
         "ttft_ms": None if event.ttft_s is None or refused else round(event.ttft_s * 1000, 3),
