@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Protocol
 
-from gateway.usage import Usage, UsageEvent
+from gateway.usage import UsageEvent
 
 LOGGER = "gateway.access"
 # The characters a client-chosen string may have and be written as is.
@@ -98,12 +98,20 @@ class AccessLine:
         if not (request_id and _PLAIN.issuperset(request_id)):
             request_id = _quote(request_id)
         ttft, usage, cost = e.ttft_s, e.usage, e.cost_usd
+        if usage is None:
+            tokens = ""
+        else:
+            hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
+            tokens = (f" prompt_tokens={usage.prompt_tokens}"
+                      f"{'' if hit is None else f' cache_hit_tokens={hit}'}"
+                      f" completion_tokens={usage.completion_tokens}"
+                      f"{'' if reasoning is None else f' reasoning_tokens={reasoning}'}"
+                      f"{' estimated=true' if usage.estimated else ''}")
         self._text = text = (
             f"access request_id={request_id}{middle} latency_ms={e.latency_s * 1000:.1f}"
-            f"{f' ttft_ms={ttft * 1000:.1f}' if ttft is not None else ''}"
-            f"{_usage(usage) if usage is not None else ''}"
+            f"{'' if ttft is None else f' ttft_ms={ttft * 1000:.1f}'}{tokens}"
             # 0.0000123, not 1.23e-05
-            f"{' cost_usd=' + f'{cost:.8f}'.rstrip('0').rstrip('.') if cost is not None else ''}"
+            f"{'' if cost is None else ' cost_usd=' + f'{cost:.8f}'.rstrip('0').rstrip('.')}"
         )
         return text
 
@@ -128,15 +136,6 @@ def _middle(api: str, key_id: str | None, key_name: str | None, team: str | None
         f" status={status}"
         f"{f' error={_quoted(error)}' if error else ''}"
     )
-
-
-def _usage(usage: Usage) -> str:
-    hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
-    return (f" prompt_tokens={usage.prompt_tokens}"
-            f"{f' cache_hit_tokens={hit}' if hit is not None else ''}"
-            f" completion_tokens={usage.completion_tokens}"
-            f"{f' reasoning_tokens={reasoning}' if reasoning is not None else ''}"
-            f"{' estimated=true' if usage.estimated else ''}")
 
 
 def _quoted(text: str) -> str:

@@ -214,11 +214,6 @@ class _Count:
         # float was (cost: added in the same order as `inc` added it, so the same sum).
         self.n: float = 0
 
-    def inc(self, amount: float) -> None:
-        if amount < 0:  # as Counter.inc
-            raise ValueError(_NEGATIVE)
-        self.n += amount
-
     def apply(self) -> None:
         self.child._value.set(float(self.n))
 
@@ -270,9 +265,9 @@ class _CallSeries:
         self.cost: _Count | None = None
 
     def served(self, event: UsageEvent) -> None:
-        """Latency, TTFT, overhead, tokens and cost of a call an upstream served. Each
-        observation as `_Hist.observe`, each count as `_Count.inc`, written out: this runs
-        once a call."""
+        """Latency, TTFT, overhead, tokens and cost of a call an upstream served, each as
+        `Histogram.observe` / `Counter.inc` would count it (a negative count refused as
+        `inc` refuses it), written out: this runs once a call."""
         hist = self.duration or self.histogram("duration")
         latency = event.latency_s
         hist.counts[bisect_left(hist.bounds, latency)] += 1
@@ -298,12 +293,20 @@ class _CallSeries:
             if tokens < 0:
                 raise ValueError(_NEGATIVE)
             (self.completion or self.count("completion")).n += tokens
-            if usage.cache_hit_tokens:
-                (self.cache_hit or self.count("cache_hit")).inc(usage.cache_hit_tokens)
-            if usage.reasoning_tokens:
-                (self.reasoning or self.count("reasoning")).inc(usage.reasoning_tokens)
-        if event.cost_usd:
-            (self.cost or self.count("cost")).inc(event.cost_usd)
+            hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
+            if hit:
+                if hit < 0:
+                    raise ValueError(_NEGATIVE)
+                (self.cache_hit or self.count("cache_hit")).n += hit
+            if reasoning:
+                if reasoning < 0:
+                    raise ValueError(_NEGATIVE)
+                (self.reasoning or self.count("reasoning")).n += reasoning
+        cost = event.cost_usd
+        if cost:
+            if cost < 0:
+                raise ValueError(_NEGATIVE)
+            (self.cost or self.count("cost")).n += cost
 
     def histogram(self, name: str) -> _Hist:
         m = self._metrics

@@ -89,7 +89,8 @@ class FanOutSink:
 
     def __init__(self, sinks: list[UsageSink]) -> None:
         self._sinks = sinks
+        self._records = tuple(sink.record for sink in sinks)  # bound once, not per call
 
     def record(self, event: UsageEvent) -> None:
-        for sink in self._sinks:
-            sink.record(event)
+        for record in self._records:
+            record(event)

@@ -132,11 +132,18 @@ def test_every_series_shows_only_once_counted_in() -> None:
         assert name not in text
 
 
-def test_a_negative_token_count_is_refused_as_prometheus_client_refuses_it() -> None:
+@pytest.mark.parametrize(("usage", "cost"), [
+    (Usage(prompt_tokens=-1), None), (Usage(completion_tokens=-2), None),
+    (Usage(cache_hit_tokens=-3), None), (Usage(reasoning_tokens=-4), None), (None, -0.5)])
+def test_a_negative_count_is_refused_as_prometheus_client_refuses_it(
+    usage: Usage | None, cost: float | None
+) -> None:
     m = _metrics()
     event = UsageEvent(request_id="r", requested_model="m", model="deepseek-v4-flash",
                        thinking="off", stream=False, status="ok", provider="deepseek",
-                       usage=Usage(prompt_tokens=-1))
+                       usage=usage, cost_usd=cost)
+    with pytest.raises(ValueError, match="non-negative"):
+        _oracle_record(_metrics(), event)
     with pytest.raises(ValueError, match="non-negative"):
         m.record(event)
 

@@ -20,10 +20,7 @@ def split_prompt(usage: Usage) -> tuple[int, int]:
 
 
 def cost_usd(usage: Usage, price: Price) -> float:
-    hit = usage.cache_hit_tokens or 0  # split_prompt, written out: this runs once a call
-    miss = usage.cache_miss_tokens
-    if miss is None:
-        miss = max(0, usage.prompt_tokens - hit)
+    hit, miss = split_prompt(usage)
     return (
         hit * price.cache_hit + miss * price.cache_miss + usage.completion_tokens * price.output
     ) / 1_000_000
@@ -54,7 +51,14 @@ class PricingSink:
             cache = self._cache
             price = cache[key] if key in cache else self._look_up(key, started)
             if price is not None:
-                event.book_cost_usd = cost_usd(usage, price)
+                # cost_usd(usage, price), written out: this runs once a call
+                hit = usage.cache_hit_tokens or 0
+                miss = usage.cache_miss_tokens
+                if miss is None:
+                    miss = max(0, usage.prompt_tokens - hit)
+                event.book_cost_usd = (
+                    hit * price.cache_hit + miss * price.cache_miss
+                    + usage.completion_tokens * price.output) / 1_000_000
                 event.peak = price.peak
             # What the provider says it billed (OpenRouter's usage.cost) is the cost.
             reported = usage.provider_cost_usd
