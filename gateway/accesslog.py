@@ -19,23 +19,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any, Protocol
 
-from gateway.usage import Usage, UsageEvent
+from gateway.usage import UsageEvent
 
 LOGGER = "gateway.access"
-_PLAIN = re.compile(r"^[A-Za-z0-9_.:/@+,=-]+$")
+# The characters a client-chosen string may have and be written as is.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/@+,=-")
+# A line's middle (api= to error=) is the same for every call of a kind, so it is made once per
+# kind (`Parts`); client-chosen strings are in it, so at most this many are kept.
+MAX_PARTS = 1024
+
+# One kind of call's middle of the line, by (api, key_id, key_name, team, requested_model,
+# model, thinking, stream, provider, upstream_model, attempts, status, error).
+Parts = dict[tuple[Any, ...], str]
 
 
 class AccessLine:
     """The log message of one call: formatted lazily, once."""
 
-    __slots__ = ("_event", "_text")
+    __slots__ = ("_event", "_parts", "_text")
 
-    def __init__(self, event: UsageEvent) -> None:
+    def __init__(self, event: UsageEvent, parts: Parts | None = None) -> None:
         self._event = event
+        self._parts = parts
         self._text: str | None = None
 
     def fields(self) -> dict[str, Any]:
@@ -69,58 +77,75 @@ class AccessLine:
 
     def __str__(self) -> str:
         """The same fields as `fields()`, in the same order, written directly: this runs once
-        per call, so it skips the dict, quotes only the strings a client chose, and builds the
-        line as one f-string (each optional field an empty string when absent)."""
+        per call, so it skips the dict, takes the middle of the line (`_middle`) from the
+        kind of call's cache, and formats only the call's own numbers."""
         if self._text is not None:
             return self._text
         e = self._event
         principal = e.principal
-        key_name = principal.key_name if principal is not None else None
-        attempts = e.attempts
-        usage = e.usage
-        cost = e.cost_usd
+        key = (e.api, e.key_id, principal.key_name if principal is not None else None, e.team,
+               e.requested_model, e.model, e.thinking, e.stream, e.provider, e.upstream_model,
+               tuple(e.attempts), e.status, e.error_type)
+        parts = self._parts
+        middle = parts.get(key) if parts is not None else None
+        if middle is None:
+            middle = _middle(*key)
+            if parts is not None:
+                if len(parts) >= MAX_PARTS:
+                    parts.clear()
+                parts[key] = middle
+        request_id = e.request_id
+        if not (request_id and _PLAIN.issuperset(request_id)):
+            request_id = _quote(request_id)
+        ttft, usage, cost = e.ttft_s, e.usage, e.cost_usd
+        if usage is None:
+            tokens = ""
+        else:
+            hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
+            tokens = (f" prompt_tokens={usage.prompt_tokens}"
+                      f"{'' if hit is None else f' cache_hit_tokens={hit}'}"
+                      f" completion_tokens={usage.completion_tokens}"
+                      f"{'' if reasoning is None else f' reasoning_tokens={reasoning}'}"
+                      f"{' estimated=true' if usage.estimated else ''}")
         self._text = text = (
-            f"access request_id={_quoted(e.request_id)} api={e.api}"
-            f"{f' key_id={e.key_id}' if e.key_id else ''}"
-            f"{f' key_name={_quoted(key_name)}' if key_name else ''}"
-            f"{f' team={e.team}' if e.team else ''}"
-            f"{f' requested_model={_quoted(e.requested_model)}' if e.requested_model else ''}"
-            f"{f' model={e.model}' if e.model else ''}"
-            f"{f' thinking={e.thinking}' if e.thinking else ''}"
-            f"{' stream=true' if e.stream else ''}"
-            f"{f' provider={e.provider}' if e.provider else ''}"
-            f"{f' upstream_model={e.upstream_model}' if e.upstream_model else ''}"
-            f"{' attempts=' + _attempts(attempts) if attempts else ''}"
-            f" status={e.status}"
-            f"{f' error={_quoted(e.error_type)}' if e.error_type else ''}"
-            f" latency_ms={e.latency_s * 1000:.1f}"
-            f"{f' ttft_ms={e.ttft_s * 1000:.1f}' if e.ttft_s is not None else ''}"
-            f"{_usage(usage) if usage is not None else ''}"
+            f"access request_id={request_id}{middle} latency_ms={e.latency_s * 1000:.1f}"
+            f"{'' if ttft is None else f' ttft_ms={ttft * 1000:.1f}'}{tokens}"
             # 0.0000123, not 1.23e-05
-            f"{' cost_usd=' + f'{cost:.8f}'.rstrip('0').rstrip('.') if cost is not None else ''}"
+            f"{'' if cost is None else ' cost_usd=' + f'{cost:.8f}'.rstrip('0').rstrip('.')}"
         )
         return text
 
 
-def _attempts(attempts: list[tuple[str, str]]) -> str:
-    if len(attempts) == 1:
-        provider, outcome = attempts[0]
-        return f"{provider}:{outcome}"
-    return ",".join(f"{p}:{o}" for p, o in attempts)
-
-
-def _usage(usage: Usage) -> str:
-    hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
-    return (f" prompt_tokens={usage.prompt_tokens}"
-            f"{f' cache_hit_tokens={hit}' if hit is not None else ''}"
-            f" completion_tokens={usage.completion_tokens}"
-            f"{f' reasoning_tokens={reasoning}' if reasoning is not None else ''}"
-            f"{' estimated=true' if usage.estimated else ''}")
+def _middle(api: str, key_id: str | None, key_name: str | None, team: str | None,
+            requested_model: str, model: str, thinking: str, stream: bool,
+            provider: str | None, upstream_model: str | None,
+            attempts: tuple[tuple[str, str], ...], status: str, error: str | None) -> str:
+    """The line from ` api=` to `status=` (and `error=`): what one kind of call shares."""
+    return (
+        f" api={api}"
+        f"{f' key_id={key_id}' if key_id else ''}"
+        f"{f' key_name={_quoted(key_name)}' if key_name else ''}"
+        f"{f' team={team}' if team else ''}"
+        f"{f' requested_model={_quoted(requested_model)}' if requested_model else ''}"
+        f"{f' model={model}' if model else ''}"
+        f"{f' thinking={thinking}' if thinking else ''}"
+        f"{' stream=true' if stream else ''}"
+        f"{f' provider={provider}' if provider else ''}"
+        f"{f' upstream_model={upstream_model}' if upstream_model else ''}"
+        f"{' attempts=' + ','.join(f'{p}:{o}' for p, o in attempts) if attempts else ''}"
+        f" status={status}"
+        f"{f' error={_quoted(error)}' if error else ''}"
+    )
 
 
 def _quoted(text: str) -> str:
-    if _PLAIN.match(text):
+    """`text` as is when it has only plain characters, else quoted and escaped: one line."""
+    if text and _PLAIN.issuperset(text):
         return text
+    return _quote(text)
+
+
+def _quote(text: str) -> str:
     return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
@@ -196,6 +221,7 @@ class AccessLogSink:
 
     def __init__(self) -> None:
         self._log = logging.getLogger(LOGGER)
+        self._parts: Parts = {}
 
     def record(self, event: UsageEvent) -> None:
         log = self._log
@@ -203,6 +229,6 @@ class AccessLogSink:
             handlers = log.handlers
             if len(handlers) == 1 and not log.propagate and isinstance(
                     handlers[0], AccessBatchHandler):
-                handlers[0].add(AccessLine(event))
+                handlers[0].add(AccessLine(event, self._parts))
             else:
-                log.info(AccessLine(event))
+                log.info(AccessLine(event, self._parts))

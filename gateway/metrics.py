@@ -20,6 +20,7 @@ provider "none". Refusals count as requests only: no latency, tokens or cost.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,26 +96,47 @@ class GatewayMetrics:
             "gateway_in_flight_requests", "Chat requests being served now.",
             registry=own, multiprocess_mode="livesum")
         self._state = _StateCollector(board, target_keys)
-        # labels() costs a lock and a dict walk; a request touches ~8 series, so keep them:
-        # per kind of call (api, model, provider, status, thinking) all it touches in one
-        # object (one lookup a call), attempts and refusals per series.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        # A call is counted in plain Python (`_Count`, `_Hist`), not through prometheus-client
+        # (a lock and its checks per `inc`/`observe`: ~70k instructions a call); the totals are
+        # written to the prometheus children (`_apply`) before a scrape reads them and before
+        # the multiprocess files are written. Per kind of call (api, model, provider, status,
+        # thinking) all it touches is in one object (one lookup a call); attempts and refusals
+        # per series. Every counted series is in `_counted`, which `_apply` walks, once
+        # however many kinds of call add to it.
         self._calls: dict[tuple[str, ...], _CallSeries] = {}
+        self._attempts: dict[tuple[str, str], _Count] = {}
+        self._refusals: dict[tuple[str, ...], _Count] = {}
+        self._counted: list[_Count | _Hist] = []
+        self._counted_by: dict[int, _Count | _Hist] = {}  # by id(child): children live on
         self._reasons: set[str] = set()
         if self.multiprocess:
             MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        if self._files is not None:
+            self._files.add_source(self._apply)
         self.registry.register(self._state)
 
     def add_gauge(self, name: str, documentation: str, probe: StateProbe) -> None:
         """Expose values read at scrape time (e.g. the usage writer's queue depth)."""
         self._state.extra.append((name, documentation, probe))
 
-    def _series(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def count(self, child: Any) -> _Count:
+        """The one total of a counter child (several kinds of call share, e.g., a model's
+        token series: they add to one total, in the order calls end, as its `inc` did)."""
+        counted = self._counted_by.get(id(child))
+        if counted is None:
+            counted = self._counted_by[id(child)] = _Count(child)
+            self._counted.append(counted)
+        assert isinstance(counted, _Count)
+        return counted
+
+    def histogram(self, child: Any) -> _Hist:
+        """The one set of bucket counts and sum of a histogram child, as `count`."""
+        counted = self._counted_by.get(id(child))
+        if counted is None:
+            counted = self._counted_by[id(child)] = _Hist(child)
+            self._counted.append(counted)
+        assert isinstance(counted, _Hist)
+        return counted
 
     def _reason(self, reason: str | None) -> str:
         if not reason:
@@ -130,82 +152,182 @@ class GatewayMetrics:
         status = event.status
         model = event.model or NONE
         api = event.api or NONE
-        mode = _mode(event.thinking)
+        thinking = event.thinking
+        mode = thinking if thinking in _MODES else NONE  # "none" before a call was parsed
         if status == REFUSED:  # nothing was served: a count, never a latency or a token
-            self._series(self.requests, api, model, NONE, status,
-                         self._reason(event.error_type), mode).inc()
+            self._refusal(api, model, self._reason(event.error_type), mode).n += 1
             return
         provider = event.provider or NONE
         key = (api, model, provider, status, mode)
         calls = self._calls.get(key)
         if calls is None:
             calls = self._calls[key] = _CallSeries(self, api, model, provider, status, mode)
-        calls.requests.inc()
-        for attempt_provider, outcome in event.attempts:
-            self._series(self.attempts, attempt_provider, outcome).inc()
+        calls.requests.n += 1
+        attempts = self._attempts
+        for attempt in event.attempts:
+            (attempts.get(attempt) or self._attempt(attempt)).n += 1
         if event.provider is None:
             return
-        calls.child("duration").observe(event.latency_s)
-        if event.ttft_s is not None:
-            calls.child("ttft").observe(event.ttft_s)
-        if event.overhead_s is not None:
-            calls.child("overhead").observe(max(0.0, event.overhead_s))
-        usage = event.usage
-        if usage is not None:
-            calls.child("prompt").inc(usage.prompt_tokens)
-            calls.child("completion").inc(usage.completion_tokens)
-            if usage.cache_hit_tokens:
-                calls.child("cache_hit").inc(usage.cache_hit_tokens)
-            if usage.reasoning_tokens:
-                calls.child("reasoning").inc(usage.reasoning_tokens)
-        if event.cost_usd:
-            calls.child("cost").inc(event.cost_usd)
+        calls.served(event)
+
+    def _refusal(self, api: str, model: str, reason: str, mode: str) -> _Count:
+        key = (api, model, reason, mode)
+        counted = self._refusals.get(key)
+        if counted is None:
+            counted = self._refusals[key] = self.count(
+                self.requests.labels(api, model, NONE, REFUSED, reason, mode))
+        return counted
+
+    def _attempt(self, attempt: tuple[str, str]) -> _Count:
+        provider, outcome = attempt
+        counted = self._attempts[attempt] = self.count(self.attempts.labels(provider, outcome))
+        return counted
+
+    def _apply(self) -> None:
+        """Write every counted total to its prometheus child. Only the loop's thread counts;
+        this reads (the loop's `render`, or the files' thread under their lock), so nothing is
+        lost: a call half counted when it reads is written whole the next time."""
+        for counted in tuple(self._counted):  # a snapshot: the loop may add series meanwhile
+            counted.apply()
 
     def render(self) -> tuple[bytes, str]:
         if self._files is not None:
-            self._files.flush()  # this process's values exact; the other workers' <= 1 s old
+            # this process's values exact (the flush applies them); the other workers' <= 1 s old
+            self._files.flush()
+        else:
+            self._apply()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 _MODES = frozenset({"off", "low", "high", "max"})
+_NEGATIVE = "Counters can only be incremented by non-negative amounts."
+
+
+class _Count:
+    """A counter child's total, counted here and written to the child by `apply`."""
+
+    __slots__ = ("child", "n")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        # An int while only ints were added (calls, tokens: exact either way), a float once a
+        # float was (cost: added in the same order as `inc` added it, so the same sum).
+        self.n: float = 0
+
+    def apply(self) -> None:
+        self.child._value.set(float(self.n))
+
+
+class _Hist:
+    """A histogram child's bucket counts and sum, counted here and written by `apply`.
+
+    `_CallSeries.served` observes as prometheus-client's `Histogram.observe` does: in the
+    first bucket whose upper bound is >= the amount (`bisect_left`; its buckets are not
+    cumulative until exposition), and adds it to the sum. Amounts are times, never NaN (which
+    would count in the first bucket here, in none there). tests/test_metrics.py pins this
+    against a plain Histogram."""
+
+    __slots__ = ("bounds", "child", "counts", "sum")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: list[float] = child._upper_bounds  # sorted, ending with +Inf
+        self.counts = [0] * len(self.bounds)  # ints: no float made per call; exact all the same
+        self.sum = 0.0
+
+    def apply(self) -> None:
+        child = self.child
+        child._sum.set(self.sum)
+        for value, count in zip(child._buckets, self.counts, strict=True):
+            value.set(float(count))
 
 
 class _CallSeries:
     """The series one kind of call updates, each resolved (`labels()`) when first used, so
     a series shows in /metrics only once something was counted in it, as before."""
 
-    __slots__ = ("_children", "_labels", "_metrics", "requests")
+    __slots__ = ("_labels", "_metrics", "cache_hit", "completion", "cost", "duration",
+                 "overhead", "prompt", "reasoning", "requests", "ttft")
 
     def __init__(self, metrics: GatewayMetrics, api: str, model: str, provider: str,
                  status: str, mode: str) -> None:
         self._metrics = metrics
         self._labels = (model, provider, mode, api)
-        self._children: dict[str, Any] = {}
-        self.requests = metrics.requests.labels(api, model, provider, status, "", mode)
+        self.requests = metrics.count(
+            metrics.requests.labels(api, model, provider, status, "", mode))
+        self.duration: _Hist | None = None
+        self.ttft: _Hist | None = None
+        self.overhead: _Hist | None = None
+        self.prompt: _Count | None = None
+        self.completion: _Count | None = None
+        self.cache_hit: _Count | None = None
+        self.reasoning: _Count | None = None
+        self.cost: _Count | None = None
 
-    def child(self, name: str) -> Any:
-        child = self._children.get(name)
-        if child is None:
-            child = self._children[name] = self._resolve(name)
-        return child
+    def served(self, event: UsageEvent) -> None:
+        """Latency, TTFT, overhead, tokens and cost of a call an upstream served, each as
+        `Histogram.observe` / `Counter.inc` would count it (a negative count refused as
+        `inc` refuses it), written out: this runs once a call."""
+        hist = self.duration or self.histogram("duration")
+        latency = event.latency_s
+        hist.counts[bisect_left(hist.bounds, latency)] += 1
+        hist.sum += latency
+        ttft = event.ttft_s
+        if ttft is not None:
+            hist = self.ttft or self.histogram("ttft")
+            hist.counts[bisect_left(hist.bounds, ttft)] += 1
+            hist.sum += ttft
+        overhead = event.overhead_s
+        if overhead is not None:
+            overhead = max(0.0, overhead)
+            hist = self.overhead or self.histogram("overhead")
+            hist.counts[bisect_left(hist.bounds, overhead)] += 1
+            hist.sum += overhead
+        usage = event.usage
+        if usage is not None:
+            tokens = usage.prompt_tokens
+            if tokens < 0:
+                raise ValueError(_NEGATIVE)
+            (self.prompt or self.count("prompt")).n += tokens
+            tokens = usage.completion_tokens
+            if tokens < 0:
+                raise ValueError(_NEGATIVE)
+            (self.completion or self.count("completion")).n += tokens
+            hit, reasoning = usage.cache_hit_tokens, usage.reasoning_tokens
+            if hit:
+                if hit < 0:
+                    raise ValueError(_NEGATIVE)
+                (self.cache_hit or self.count("cache_hit")).n += hit
+            if reasoning:
+                if reasoning < 0:
+                    raise ValueError(_NEGATIVE)
+                (self.reasoning or self.count("reasoning")).n += reasoning
+        cost = event.cost_usd
+        if cost:
+            if cost < 0:
+                raise ValueError(_NEGATIVE)
+            (self.cost or self.count("cost")).n += cost
 
-    def _resolve(self, name: str) -> Any:
+    def histogram(self, name: str) -> _Hist:
         m = self._metrics
-        model, provider, mode, api = self._labels
-        if name == "duration":
-            return m.duration.labels(model, provider)
-        if name == "ttft":
-            return m.ttft.labels(model, provider)
+        model, provider, _, api = self._labels
         if name == "overhead":
-            return m.overhead.labels(api)
+            self.overhead = counted = m.histogram(m.overhead.labels(api))
+        elif name == "ttft":
+            self.ttft = counted = m.histogram(m.ttft.labels(model, provider))
+        else:
+            self.duration = counted = m.histogram(m.duration.labels(model, provider))
+        return counted
+
+    def count(self, name: str) -> _Count:
+        m = self._metrics
+        model, provider, mode, _ = self._labels
         if name == "cost":
-            return m.cost.labels(model, provider)
-        return m.tokens.labels(model, provider, name, mode)  # prompt, completion, ...
-
-
-def _mode(thinking: str) -> str:
-    """The thinking mode as a label: one of four words, "none" before a call was parsed."""
-    return thinking if thinking in _MODES else NONE
+            counted = m.count(m.cost.labels(model, provider))
+        else:  # prompt, completion, cache_hit, reasoning
+            counted = m.count(m.tokens.labels(model, provider, name, mode))
+        setattr(self, name, counted)
+        return counted
 
 
 class _StateCollector(Collector):

@@ -7,6 +7,8 @@ of a request's CPU (bench/RESULTS-workers.md). Here a value changes in memory on
 daemon thread per process writes every value to the file each `interval` seconds (a few
 hundred values: well under a millisecond); a scrape writes its own process's values first, so
 it sees them exact and the other workers' at most `interval` old; exit writes them once more.
+A source (`add_source`: GatewayMetrics, which counts in plain Python) writes its totals into
+the values first, under the same lock, so each write has every call counted before it.
 
 prometheus-client picks its value class process-wide (`prometheus_client.values.ValueClass`,
 read whenever a metric or a labelled child is created), so this is installed once per process
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import values
@@ -32,6 +36,7 @@ class MetricFiles:
         self.interval = interval
         self._lock = threading.Lock()  # file writes and value creation (mmap may grow)
         self._values: list[Any] = []
+        self._sources: list[weakref.WeakMethod[Callable[[], None]]] = []
         self.value_class = self._make_value_class()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metric-files", daemon=True)
@@ -65,9 +70,20 @@ class MetricFiles:
         self._thread.start()
         atexit.register(self.close)
 
-    def flush(self) -> None:
-        """Write every value of this process to its file."""
+    def add_source(self, apply: Callable[[], None]) -> None:
+        """`apply` (a bound method, held weakly) sets values; each flush calls it first."""
         with self._lock:
+            self._sources.append(weakref.WeakMethod(apply))
+
+    def flush(self) -> None:
+        """Write every value of this process to its file, the sources' totals applied."""
+        with self._lock:
+            for source in tuple(self._sources):
+                apply = source()
+                if apply is None:
+                    self._sources.remove(source)
+                else:
+                    apply()
             for value in self._values:
                 value._file.write_value(value._key, value._value, value._timestamp)
 

@@ -73,6 +73,7 @@ class UsageEvent:
     overhead_s: float | None = None
     cost_usd: float | None = None  # what was billed: the provider's reported cost, else the book's
     book_cost_usd: float | None = None  # the price book's figure, kept beside a reported cost
+    peak: bool = False  # the book's price was a peak-time one (set with book_cost_usd)
     principal: Principal | None = None  # whose limits and budgets this request is charged to
     api: str = "openai.chat"  # the surface that served the call (gateway/surfaces)
 
@@ -88,7 +89,8 @@ class FanOutSink:
 
     def __init__(self, sinks: list[UsageSink]) -> None:
         self._sinks = sinks
+        self._records = tuple(sink.record for sink in sinks)  # bound once, not per call
 
     def record(self, event: UsageEvent) -> None:
-        for sink in self._sinks:
-            sink.record(event)
+        for record in self._records:
+            record(event)

@@ -25,19 +25,24 @@ REFUSED = "refused"
 
 def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
     """Every request's row, on its path (the journal writes it before the answer's last byte):
-    kept to plain lookups, one price lookup by Unix time and no datetime round trips."""
+    kept to plain lookups: the price PricingSink found is reused (else one lookup by Unix
+    time), and no datetime round trips."""
     started = event.started_at
     refused = event.status == REFUSED
     provider = None if refused else event.provider
     reported = None if refused else event.usage
     usage = reported or _NO_USAGE
     hit, miss = split_prompt(usage) if reported is not None else (0, 0)
-    price = prices.price_at(provider, event.model, started) if provider else None
     cost = 0.0 if refused else event.cost_usd
-    book = None if refused or reported is None else (
-        event.book_cost_usd if event.book_cost_usd is not None
-        else cost_usd(usage, price) if price is not None else None)
-    attempts = event.attempts
+    book: float | None = event.book_cost_usd
+    if reported is not None and book is not None:
+        # priced by PricingSink at this instant's price, whose peak it kept: no second look-up
+        peak = event.peak if provider else False
+    else:
+        price = prices.price_at(provider, event.model, started) if provider else None
+        book = None if refused or reported is None else (
+            cost_usd(usage, price) if price is not None else None)
+        peak = price.peak if price is not None else False
     ttft = event.ttft_s
     return {
         "id": row_id(started),
@@ -54,7 +59,7 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         "stream": event.stream,
         "status": _clip(event.status, 20) or "",
         "error_type": _clip(event.error_type, 64),
-        "attempts": ",".join([f"{p}:{o}" for p, o in attempts]),
+        "attempts": ",".join([f"{p}:{o}" for p, o in event.attempts]),
         "prompt_tokens": usage.prompt_tokens,
         "cache_hit_tokens": hit,
         "cache_miss_tokens": miss,
@@ -67,7 +72,7 @@ def build_row(event: UsageEvent, prices: PriceBook) -> dict[str, Any]:
         ),
         "provider_cost_usd": usage.provider_cost_usd,
         "book_cost_usd": book,
-        "peak": price.peak if price is not None else False,
+        "peak": peak,
         "estimated": usage.estimated,
         "latency_ms": round(event.latency_s * 1000, 3),
         "ttft_ms": None if ttft is None or refused else round(ttft * 1000, 3),

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.config import ConfigError, load_config
-from gateway.metering.cost import cost_usd, split_prompt
+from gateway.metering.cost import PricingSink, cost_usd, split_prompt
 from gateway.metering.prices import Price, PriceBook, PriceBookData
 from gateway.metering.rows import build_row
-from gateway.usage import Usage, UsageEvent
+from gateway.usage import FanOutSink, Usage, UsageEvent
 
 BOOK = PriceBook.load(kinds={"ollama-backup": "ollama"})
 
@@ -121,6 +121,50 @@ def test_a_row_is_priced_at_its_own_time_and_clipped() -> None:
     assert row["key_id"] is None and row["team"] is None
     assert row["book_cost_usd"] == pytest.approx(row["cost_usd"])
     assert build_row(event, BOOK)["id"] != row["id"]
+
+
+class _CountingBook(PriceBook):
+    """BOOK's prices, counting the look-ups."""
+
+    def __init__(self) -> None:
+        self.__dict__.update(BOOK.__dict__)
+        self._memo = {}
+        self._memo_minute = -1
+        self.looked_up = 0
+
+    def price_at(self, provider: str, model: str, epoch: float) -> Price | None:
+        self.looked_up += 1  # `price` asks this too
+        return super().price_at(provider, model, epoch)
+
+
+@pytest.mark.parametrize("when", ["2026-09-14T02:00", "2026-09-14T02:00:59.999",
+                                  "2026-09-14T05:00", "2026-09-10T03:59:30"])
+@pytest.mark.parametrize("usage", [Usage(prompt_tokens=10, completion_tokens=2),
+                                   Usage(prompt_tokens=10, completion_tokens=2,
+                                         provider_cost_usd=0.5), None])
+def test_a_priced_event_makes_the_row_an_unpriced_one_makes_without_a_second_look_up(
+    when: str, usage: Usage | None
+) -> None:
+    """PricingSink keeps the price's peak on the event, so build_row need not look the price
+    up again; the row is the one build_row makes from the event unpriced."""
+    def event() -> UsageEvent:
+        return UsageEvent(request_id="r", requested_model="deepseek-chat",
+                          model="deepseek-v4-flash", thinking="off", stream=True,
+                          status="ok", provider="deepseek", usage=usage,
+                          started_at=at(when).timestamp())
+
+    book = _CountingBook()
+    priced = event()
+    PricingSink(book, FanOutSink([])).record(priced)
+    looked_up = book.looked_up
+    row = build_row(priced, book)
+    assert book.looked_up == looked_up + (usage is None)  # no usage: nothing was priced
+    unpriced = build_row(event(), BOOK)
+    for name in ("peak", "book_cost_usd", "prompt_tokens", "provider_cost_usd"):
+        assert row[name] == unpriced[name], name
+    if usage is None or usage.provider_cost_usd is None:
+        assert row["cost_usd"] == unpriced["cost_usd"]
+    assert row["peak"] is (when != "2026-09-14T05:00")  # 05:00 is off-peak
 
 
 # ---- issue 12: cost against figures computed by hand from PROVIDERS.md ----------------------
