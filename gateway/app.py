@@ -207,6 +207,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
 
     drain = Drain(config.shutdown.drain_seconds, cut_grace=config.shutdown.cut_grace,
                   retry_after=config.shutdown.retry_after)
+    metrics.count_in_flight(lambda: drain.in_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -245,7 +246,7 @@ def create_app(config: GatewayConfig, *, usage_sink: UsageSink | None = None,
     new_id = RequestIds()
     pipelines = [
         Pipeline(surface, auth=auth, max_body_bytes=config.max_body_bytes, admission=admission,
-                 dispatcher=dispatcher, sink=usage, metrics=metrics, new_id=new_id, drain=drain,
+                 dispatcher=dispatcher, sink=usage, new_id=new_id, drain=drain,
                  tracing=tracing)
         for surface in surfaces
     ]

@@ -95,6 +95,7 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Chat requests being served now.",
             registry=own, multiprocess_mode="livesum")
+        self._in_flight_probe: StateProbe | None = None
         self._state = _StateCollector(board, target_keys)
         # A call is counted in plain Python (`_Count`, `_Hist`), not through prometheus-client
         # (a lock and its checks per `inc`/`observe`: ~70k instructions a call); the totals are
@@ -114,6 +115,11 @@ class GatewayMetrics:
         if self._files is not None:
             self._files.add_source(self._apply)
         self.registry.register(self._state)
+
+    def count_in_flight(self, probe: StateProbe) -> None:
+        """The in-flight gauge is read from `probe` (the drain's set of calls) when the totals
+        are applied: a gauge's inc and dec per call were two locks on every request."""
+        self._in_flight_probe = probe
 
     def add_gauge(self, name: str, documentation: str, probe: StateProbe) -> None:
         """Expose values read at scrape time (e.g. the usage writer's queue depth)."""
@@ -189,6 +195,8 @@ class GatewayMetrics:
         lost: a call half counted when it reads is written whole the next time."""
         for counted in tuple(self._counted):  # a snapshot: the loop may add series meanwhile
             counted.apply()
+        if self._in_flight_probe is not None:
+            self.in_flight.set(self._in_flight_probe())
 
     def render(self) -> tuple[bytes, str]:
         if self._files is not None:

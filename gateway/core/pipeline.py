@@ -35,7 +35,6 @@ from gateway.core.relay import Relay
 from gateway.core.surface import AnswersOtherMethods, PreparesCalls, Surface
 from gateway.errors import GatewayError
 from gateway.limits.admission import Admission
-from gateway.metrics import GatewayMetrics
 from gateway.models import check_output_limit
 from gateway.routing.failover import Attempts
 from gateway.routing.policy import Target
@@ -50,7 +49,7 @@ class Pipeline:
 
     def __init__(self, surface: Surface, *, auth: KeyAuthenticator, max_body_bytes: int,
                  admission: Admission, dispatcher: Dispatcher, sink: UsageSink,
-                 metrics: GatewayMetrics, new_id: RequestIds, drain: Drain | None = None,
+                 new_id: RequestIds, drain: Drain | None = None,
                  tracing: Tracing | None = None) -> None:
         self.surface = surface
         self._tracing = tracing  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -61,7 +60,6 @@ class Pipeline:
         self._admission = admission
         self._dispatcher = dispatcher
         self._sink = sink
-        self._in_flight = metrics.in_flight
         self._new_id = new_id
         self._prepare = surface.prepare if isinstance(surface, PreparesCalls) else None
         # (METHOD, path) of the requests other than POST that the surface answers itself.
@@ -79,7 +77,6 @@ class Pipeline:
         tracing = self._tracing
         span = tracing.start_call(surface.api, headers.traceparent) if tracing else None
         started = False
-        self._in_flight.inc()
         drain = self._drain
         task = drain.enter()
         relay: Relay | None = None
@@ -157,7 +154,6 @@ class Pipeline:
             if tracing is not None:
                 tracing.end_call(span, record.event)
             drain.leave(task)
-            self._in_flight.dec()
 
     async def answer_route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request of one of `local_routes` (the caller found it there)."""

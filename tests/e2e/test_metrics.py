@@ -272,3 +272,18 @@ def test_refusal_reasons_stay_a_bounded_label() -> None:
     assert len(reasons) == MAX_REASONS + 2  # the first ones, "other" and "unknown"
     assert reasons["reason_0"] == 2 and reasons[OTHER_REASON] == 10
     assert reasons["unknown"] == 1  # a refusal without a reason still counts
+
+
+def test_in_flight_counts_a_live_stream_and_drops_when_it_ends(
+    make_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=150)  # a stream of a couple of seconds
+    gateway = make_gateway(["deepseek"])
+    client = gateway.openai()
+    stream = client.chat.completions.create(model="deepseek-chat", messages=MESSAGES,
+                                            stream=True)
+    next(iter(stream))  # the call is being served
+    assert value(scrape(gateway.url), "gateway_in_flight_requests") == 1
+    for _ in stream:
+        pass
+    assert value(scrape(gateway.url), "gateway_in_flight_requests") == 0
