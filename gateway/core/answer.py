@@ -65,18 +65,21 @@ class Delta:
 
 
 class Chunk:
-    """One stream chunk. `native` may be left unparsed (None) when `raw` is given: the
-    decoder's fast path knows the deltas without parsing, and only a surface that reads
-    `native` pays for the parse."""
+    """One stream chunk. `native` may be left unparsed (None) when `raw` is given: only a
+    surface that reads `native` pays for the parse."""
 
-    __slots__ = ("_native", "deltas", "raw", "usage")
+    __slots__ = ("_deltas", "_native", "raw", "usage")
 
     def __init__(self, deltas: list[Delta], usage: Usage | None,
                  native: dict[str, Any] | None, raw: bytes | None = None) -> None:
-        self.deltas = deltas
+        self._deltas = deltas
         self.usage = usage  # set on the chunk that reported usage (often the last)
         self._native = native
         self.raw = raw  # the upstream's bytes when `native` is unchanged from them
+
+    @property
+    def deltas(self) -> list[Delta]:
+        return self._deltas
 
     @property
     def native(self) -> dict[str, Any]:
@@ -88,3 +91,52 @@ class Chunk:
 
     def __repr__(self) -> str:
         return f"Chunk({self.deltas!r}, {self.usage!r}, raw={self.raw!r})"
+
+
+class TextRun(Chunk):
+    """Events in a row that the decoder's fast path read (gateway/providers/stream.py): each
+    one choice's plain text, at the same place in an envelope that is otherwise the same
+    bytes, and each relayed unchanged. One object stands for all of them, so relaying them
+    costs nothing per event: `raw` is their bytes joined as consecutive SSE events (what a
+    Chat client is sent between the first `data: ` and the last blank line), and the deltas,
+    one per event in order, are read from the bytes only if a surface asks for them. `native`
+    is the first event's (the envelope, shared by all; a surface that needs each event's
+    reads `events`)."""
+
+    __slots__ = ("_end", "_index", "_read", "_reasoning", "_start", "events")
+
+    def __init__(self, events: list[bytes], start: int, end: int, index: int,
+                 reasoning: bool) -> None:
+        # The text of each event is `event[start:-end]`: plain JSON string content (no quote,
+        # backslash or control character), so its bytes are its UTF-8 encoding.
+        self.events = events
+        self.raw = events[0] if len(events) == 1 else b"\n\ndata: ".join(events)
+        self.usage = None
+        self._native = None
+        self._read: list[Delta] | None = None  # the deltas, once a surface asked
+        self._start = start
+        self._end = end
+        self._index = index
+        self._reasoning = reasoning
+
+    @property
+    def deltas(self) -> list[Delta]:
+        deltas = self._read
+        if deltas is None:
+            start, end, index = self._start, self._end, self._index
+            if self._reasoning:
+                deltas = [Delta(index, None, event[start:-end].decode()) for event in self.events]
+            else:
+                deltas = [Delta(index, event[start:-end].decode()) for event in self.events]
+            self._read = deltas
+        return deltas
+
+    @property
+    def native(self) -> dict[str, Any]:
+        native = self._native
+        if native is None:
+            native = self._native = orjson.loads(self.events[0])
+        return native
+
+    def __repr__(self) -> str:
+        return f"TextRun({self.deltas!r}, events={self.events!r})"

@@ -5,9 +5,9 @@ keep-alive lines that DeepSeek (`: keep-alive`) and OpenRouter (`: OPENROUTER PR
 send. `StreamDecoder` rewrites each chunk into the canonical dialect as it passes (reasoning in
 `reasoning_content`, repaired tool-call indices, the canonical model name), keeping the
 upstream's bytes when nothing changed, and remembers usage, progress and reasoning. Most chunks
-of a stream are one text delta in an otherwise identical envelope: once two such chunks went
-out unchanged (the second proving the first's shape, `_learn`), their followers are decoded by
-comparing bytes, without a JSON parse (`_plain_text`).
+of a stream are one text delta in an otherwise identical envelope: once such a chunk went out
+unchanged and its shape was proven (`_learn`), its followers are decoded by comparing bytes,
+without a JSON parse, and a row of them is one `TextRun` (`feed_batch`).
 Rendering for a client is the surfaces' job.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from gateway.core.answer import Chunk, Delta, ToolCallDelta
+from gateway.core.answer import Chunk, Delta, TextRun, ToolCallDelta
 from gateway.errors import UpstreamError
 from gateway.providers.base import Provider
 from gateway.thinking import Thinking
@@ -32,6 +32,15 @@ DONE = b"[DONE]"
 _NOT_PLAIN = re.compile(rb'["\\\x00-\x1f]')
 _TEXT_FIELDS = (b'"content":"', b'"reasoning_content":"')
 _CANDIDATES = 2  # unproven shapes kept (e.g. a first chunk with a role, then plain ones)
+# Shapes learned at most: a first chunk with a role and text, then reasoning, then content.
+_SHAPES = 3
+# The fast path's common text is ASCII that JSON keeps as it is (no quote, backslash or control
+# character): none of these bytes, so its length is its count of characters. Other text is
+# `_plain_text`'s to read.
+_NOT_PLAIN_ASCII = re.compile(rb"[^ !#-\[\]-\x7f]")
+# A learned shape: (prefix, suffix, len(prefix), len(suffix), choice index, reasoning?).
+Shape = tuple[bytes, bytes, int, int, int, bool]
+_NO_SHAPE: Shape = (b"", b"", 0, 0, 0, False)  # matched by identity only
 
 
 class SSESplitter:
@@ -54,10 +63,13 @@ class SSESplitter:
                 and b"\r" not in chunk:
             # Whole events: each block before a blank line is one event's lines. What follows
             # the last blank line is at most one more blank line, which completes nothing.
-            if chunk.startswith(b"data: ") and chunk.count(b"\n") == 2 * (
-                    chunk.count(b"\n\ndata: ") + 1):
-                # Every event is one "data: " line: no other newline, and each starts so.
-                return chunk[6:-2].split(b"\n\ndata: ")
+            if chunk.startswith(b"data: "):
+                # Every event is one "data: " line when no newline is left in the pieces
+                # between the "\n\ndata: " separators (one memchr, where counting newlines
+                # went byte by byte).
+                events = chunk[6:-2].split(b"\n\ndata: ")
+                if b"\n" not in b"".join(events):
+                    return events
             blocks = chunk.split(b"\n\n")
             del blocks[-1]
             batch: list[bytes] = []
@@ -108,6 +120,10 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
         yield tail
 
 
+def _text_run(events: list[bytes], shape: Shape) -> TextRun:
+    return TextRun(events, shape[2], shape[3], shape[4], shape[5])
+
+
 class StreamDecoder:
     """Per-attempt state of one streamed answer."""
 
@@ -131,61 +147,106 @@ class StreamDecoder:
         self._index_of_id: dict[tuple[int, str], int] = {}
         self._current: dict[tuple[int, int], int] = {}
         self._next_index: dict[int, int] = {}
-        # The fast path's shapes (see `_learn`): (prefix, suffix, choice index, reasoning?),
-        # and the candidates for them, with the text they were seen with.
-        self._shapes: list[tuple[bytes, bytes, int, bool]] = []
+        # The fast path's shapes (see `_learn`): (prefix, suffix, their lengths, choice index,
+        # reasoning?), and the candidates for them, with the text they were seen with.
+        self._shapes: list[Shape] = []
         self._candidates: list[tuple[bytes, bytes, int, bool, bytes]] = []
 
     def feed_batch(self, batch: list[bytes]) -> tuple[list[Chunk], UpstreamError | None]:
         """Decode events that arrived together; stops at [DONE] or at an in-band error,
-        returning what was decoded before it."""
+        returning what was decoded before it. Events in a row that take the fast path (see
+        `feed`) become one `TextRun`. Runs per read, so the fast path is written out here,
+        its names bound once, and an event that continues a run is checked against the
+        run's own shape first."""
         out: list[Chunk] = []
+        shapes = self._shapes
+        not_plain = _NOT_PLAIN_ASCII.search
+        run: list[bytes] = []  # the fast path's events in a row, all of `shape`
+        shape = _NO_SHAPE
+        prefix, suffix, start, end, _, reasoning = shape
+        chars = 0  # the ASCII texts' characters (the others' are counted by `_plain_text`)
         try:
             for data in batch:
-                chunk = self.feed(data)
-                if chunk is not None:
-                    out.append(chunk)
-                if self.done:
+                if run:
+                    n = len(data) - end
+                    if (n > start and data.startswith(prefix) and data.endswith(suffix)
+                            and not_plain(data, start, n) is None):
+                        run.append(data)
+                        chars += n - start
+                        if reasoning:
+                            self._reasoning.append(data[start:n].decode())
+                        continue
+                    out.append(_text_run(run, shape))
+                    run = []
+                for learned in shapes:
+                    if data.startswith(learned[0]) and data.endswith(learned[1]):
+                        n = len(data) - learned[3]
+                        if n > learned[2] and not_plain(data, learned[2], n) is None:
+                            chars += n - learned[2]
+                            if learned[5]:
+                                self._reasoning.append(data[learned[2]:n].decode())
+                        elif not self._plain_text(data[learned[2]:n], learned[5]):
+                            continue
+                        shape = learned
+                        prefix, suffix, start, end, _, reasoning = shape
+                        run = [data]
+                        break
+                if run:
+                    continue
+                if data == DONE:
+                    self.done = True
                     break
+                chunk = self._decode(data)
+                out.append(chunk)
+                if chunk.raw is not None and len(shapes) < _SHAPES:
+                    self._learn(chunk)
         except UpstreamError as err:
+            if run:
+                out.append(_text_run(run, shape))
             return out, err
+        finally:
+            self.relayed_chars += chars
+        if run:
+            out.append(_text_run(run, shape))
         return out, None
 
     def feed(self, data: bytes) -> Chunk | None:
-        """Decode one event payload, or None for the end marker."""
+        """Decode one event payload, or None for the end marker. The fast path: an event
+        that is byte for byte a learned shape (`_learn`) but for plain text at the shape's
+        place is that text, and goes out as its bytes, unparsed (a `TextRun` of one)."""
+        for learned in self._shapes:
+            if data.startswith(learned[0]) and data.endswith(learned[1]):
+                n = len(data) - learned[3]
+                if n > learned[2] and _NOT_PLAIN_ASCII.search(data, learned[2], n) is None:
+                    self.relayed_chars += n - learned[2]
+                    if learned[5]:
+                        self._reasoning.append(data[learned[2]:n].decode())
+                    return _text_run([data], learned)
+                if self._plain_text(data[learned[2]:n], learned[5]):
+                    return _text_run([data], learned)
         if data == DONE:
             self.done = True
             return None
-        for prefix, suffix, index, reasoning in self._shapes:
-            if data.startswith(prefix) and data.endswith(suffix):
-                fast = self._plain_text(data, len(prefix), len(suffix), index, reasoning)
-                if fast is not None:
-                    return fast
         chunk = self._decode(data)
-        if chunk.raw is not None and len(self._shapes) < 2:
+        if chunk.raw is not None and len(self._shapes) < _SHAPES:
             self._learn(chunk)
         return chunk
 
-    def _plain_text(self, data: bytes, start: int, end: int, index: int,
-                    reasoning: bool) -> Chunk | None:
-        """The fast path for the commonest chunk: one choice's text delta in a chunk that is
-        byte for byte a learned one but for that text. No parse: the text is the bytes between
-        the shape's prefix and suffix when they hold no quote, backslash or control character
-        and are UTF-8 (otherwise None, and the full decode runs). Nothing else in the chunk can
-        differ (usage, a finish reason, an error, tool calls all change the prefix or suffix),
-        so the chunk needs no rewrite and goes out as its bytes."""
-        value = data[start:len(data) - end]
+    def _plain_text(self, value: bytes, reasoning: bool) -> bool:
+        """Whether a learned shape's text bytes are the text as they are (no quote, backslash
+        or control character, and UTF-8; else the full decode runs), counting it if so.
+        Nothing else in the chunk can differ from the learned one (usage, a finish reason, an
+        error, tool calls all change the prefix or suffix), so it needs no rewrite."""
         if not value or _NOT_PLAIN.search(value) is not None:
-            return None
+            return False
         try:
             text = value.decode()
         except UnicodeDecodeError:
-            return None
+            return False
         self.relayed_chars += len(text)
         if reasoning:
             self._reasoning.append(text)
-            return Chunk([Delta(index, None, text)], None, None, data)
-        return Chunk([Delta(index, text)], None, None, data)
+        return True
 
     def _learn(self, chunk: Chunk) -> None:
         """Learn the shape of chunks like this one, which went out unchanged, if it carried only
@@ -194,13 +255,18 @@ class StreamDecoder:
         (the suffix, from the closing quote). Only compact JSON whose text needs no escaping is
         learned; anything else keeps the full decode.
 
-        A shape is learned from two chunks, so a stream pays for it only once it has a second
-        chunk to take the fast path (short streams never do): the first makes a candidate; a
-        later one that is the candidate's bytes but for other plain text, and decodes as the
-        same delta with that text, proves it. Why that is proof: a plain text between `":"` and
-        `"` is a whole JSON string, a value; the two chunks parse alike but for that one value,
-        and the delta's text changed with it, so it is the delta's text. Any other plain text
-        there is that delta with that text and the rest of the chunk as it was."""
+        Learned at once when the chunk itself proves where its text is: it has no backslash
+        (so every quote in it opens or closes a string) and the text's key (`"content"`) occurs
+        once, followed by `:"` and the text and a quote. Then that key is the delta's own (the
+        delta has it, and no other bytes could spell it), its value is a whole string that is
+        the text, and a chunk that is these bytes but for other plain text there parses the
+        same but for that value. An error field is never learned.
+
+        Otherwise it is learned from two chunks: the first makes a candidate; a later one that
+        is the candidate's bytes but for other plain text, and decodes as the same delta with
+        that text, proves it. Why that is proof: a plain text between `":"` and `"` is a whole
+        JSON string, a value; the two chunks parse alike but for that one value, and the
+        delta's text changed with it, so it is the delta's text."""
         if len(chunk.deltas) != 1 or chunk.usage is not None:
             return
         delta = chunk.deltas[0]
@@ -215,6 +281,14 @@ class StreamDecoder:
         encoded = text.encode()
         if _NOT_PLAIN.search(encoded) is not None:
             return
+        field = _TEXT_FIELDS[reasoning]
+        needle = field + encoded + b'"'
+        if b"\\" not in raw and b'"error"' not in raw and raw.count(field[:-2]) == 1:
+            at = raw.find(needle)
+            if at >= 0:
+                start = at + len(field)
+                self._add_shape(raw[:start], raw[start + len(encoded):], delta.index, reasoning)
+            return
         candidates = self._candidates
         for candidate in candidates:
             prefix, suffix, index, kind, seen = candidate
@@ -222,19 +296,25 @@ class StreamDecoder:
                     and raw.startswith(prefix) and raw.endswith(suffix)
                     and raw[len(prefix):len(raw) - len(suffix)] == encoded):
                 candidates.remove(candidate)
-                self._shapes.append((prefix, suffix, index, reasoning))
+                self._add_shape(prefix, suffix, index, reasoning)
                 return
-        needle = _TEXT_FIELDS[reasoning] + encoded + b'"'
         at = raw.find(needle)
         if at < 0 or raw.find(needle, at + 1) >= 0:
             return
-        start = at + len(_TEXT_FIELDS[reasoning])
+        start = at + len(field)
         candidate = (raw[:start], raw[start + len(encoded):], delta.index, reasoning, encoded)
-        if candidate[:4] in self._shapes:
+        if any(shape[:2] == candidate[:2] for shape in self._shapes):
             return
         if len(candidates) >= _CANDIDATES:
             del candidates[0]
         candidates.append(candidate)
+
+    def _add_shape(self, prefix: bytes, suffix: bytes, index: int, reasoning: bool) -> None:
+        """A proven shape, first in the order shapes are tried: a stream's text comes in
+        phases (reasoning, then content), the newest the likeliest."""
+        shape = (prefix, suffix, len(prefix), len(suffix), index, reasoning)
+        if shape not in self._shapes:
+            self._shapes.insert(0, shape)
 
     def _decode(self, data: bytes) -> Chunk:
         try:

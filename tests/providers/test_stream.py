@@ -2,6 +2,7 @@
 checked as the OpenAI Chat surface renders them (the canonical dialect's own wire form)."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import orjson
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import load_config
+from gateway.core.answer import TextRun
 from gateway.core.call import Call
 from gateway.errors import UpstreamError
 from gateway.models import ResolvedModel
@@ -266,20 +268,34 @@ def test_plain_text_chunks_after_the_second_take_the_fast_path() -> None:
     assert escaped.deltas[0].content == 'a "quote"'
 
 
-def test_a_shape_is_learned_only_once_a_second_chunk_proves_it() -> None:
-    """A one-off plain chunk (a short stream's only reasoning chunk) teaches nothing; the chunk
-    after a plain one is decoded in full and proves the shape; only the third is fast."""
+def test_a_compact_chunk_without_escapes_teaches_its_shape_at_once() -> None:
+    """No backslash and the text's key once: the chunk proves its own shape, so the next
+    plain chunk of that shape is already fast; each phase (reasoning, content) learns its own."""
     decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
     decoder.feed(_native_event("reasoning_content", "Hm."))
     decoder.feed(_native_event("content", "Once"))
     second = decoder.feed(_native_event("content", " upon"))
+    assert isinstance(second, TextRun) and second._native is None  # the fast path
+    prefix = (b'{"id":"b","object":"chat.completion.chunk","created":1767225600'
+              b',"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{')
+    suffix = b'"},"logprobs":null,"finish_reason":null}]}'
+    assert decoder._shapes == [
+        (prefix + b'"content":"', suffix, len(prefix) + 11, len(suffix), 0, False),
+        (prefix + b'"reasoning_content":"', suffix, len(prefix) + 21, len(suffix), 0, True)]
+
+
+def _escaped(data: bytes) -> bytes:
+    """The event with a backslash in its id: no longer a proof of its own shape."""
+    return data.replace(b'"id":"b"', b'"id":"b\\u0062"')
+
+
+def test_a_chunk_with_an_escape_is_learned_only_once_a_second_chunk_proves_it() -> None:
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    decoder.feed(_escaped(_native_event("content", "Once")))
+    second = decoder.feed(_escaped(_native_event("content", " upon")))
     assert second is not None and second._native is not None  # the full decode
-    third = decoder.feed(_native_event("content", " a"))
-    assert third is not None and third._native is None  # the fast path
-    assert decoder._shapes == [(b'{"id":"b","object":"chat.completion.chunk","created":1767225600'
-                                b',"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{'
-                                b'"content":"', b'"},"logprobs":null,"finish_reason":null}]}',
-                                0, False)]
+    third = decoder.feed(_escaped(_native_event("content", " a")))
+    assert isinstance(third, TextRun) and third.deltas[0].content == " a"
 
 
 def test_the_same_text_again_proves_no_shape() -> None:
@@ -287,10 +303,18 @@ def test_the_same_text_again_proves_no_shape() -> None:
     after it, with other text, is."""
     decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
     for text in ("ha", "ha", "ha"):
-        decoder.feed(_native_event("content", text))
+        decoder.feed(_escaped(_native_event("content", text)))
     assert decoder._shapes == []
-    decoder.feed(_native_event("content", "!"))
+    decoder.feed(_escaped(_native_event("content", "!")))
     assert len(decoder._shapes) == 1
+
+
+def test_an_error_field_or_a_second_key_is_never_learned_at_once() -> None:
+    for event in (_native_event("content", "one").replace(b'"id"', b'"error":null,"id"'),
+                  _native_event("content", "one").replace(b'"id"', b'"x":{"content":1},"id"')):
+        decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+        decoder.feed(event)
+        assert decoder._shapes == []
 
 
 def test_text_found_outside_the_delta_is_never_learned() -> None:
@@ -307,3 +331,67 @@ def test_text_found_outside_the_delta_is_never_learned() -> None:
         chunk = decoder.feed(event(delta_text, decoy))
         assert chunk is not None and chunk.deltas[0].content == "one"
     assert decoder._shapes == []
+
+
+_envelope = st.sampled_from(["compact", "escaped", "decoy", "spaced"])
+
+
+def _variant(data: bytes, envelope: str) -> bytes:
+    if envelope == "escaped":
+        return _escaped(data)
+    if envelope == "decoy":  # the delta's own text, compact, outside the delta
+        native = orjson.loads(data)
+        delta = (native.get("choices") or [{}])[0].get("delta", {})
+        text = delta.get("content") or delta.get("reasoning_content") or ""
+        return data[:-1] + b',"x":{"content":' + orjson.dumps(text) + b"}}"
+    if envelope == "spaced":
+        return json.dumps(orjson.loads(data)).encode()
+    return data
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(st.tuples(_event, _envelope), min_size=1, max_size=14),
+       exclude=st.booleans(), reads=st.lists(st.integers(1, 5), min_size=1, max_size=6),
+       wants_usage=st.booleans())
+def test_batches_decode_and_render_as_the_full_decode_of_each_event(
+    events: list[tuple[tuple[str, str], str]], exclude: bool, reads: list[int],
+    wants_usage: bool,
+) -> None:
+    """Events fed in batches (runs of fast-path events become one TextRun) give the deltas,
+    the Chat client's bytes and the running state that a full decode of each event gives."""
+    deepseek = provider("deepseek")
+    thinking = Thinking(True, exclude=exclude)
+    fast = StreamTranslator(deepseek, "deepseek-v4-flash", thinking, wants_usage)
+    full = StreamTranslator(deepseek, "deepseek-v4-flash", thinking, wants_usage)
+    datas = [_variant(_native_event(kind, text), envelope) for (kind, text), envelope in events]
+    got_deltas, got_bytes, at = [], b"", 0
+    while at < len(datas):
+        size = reads[at % len(reads)]
+        chunks, error = fast.decoder.feed_batch(datas[at:at + size])
+        assert error is None
+        got_deltas += [delta for chunk in chunks for delta in chunk.deltas]
+        got_bytes += b"".join(fast.renderer.chunk(chunk) for chunk in chunks)
+        at += size
+    want = [full.decoder._decode(data) for data in datas]
+    assert got_deltas == [delta for chunk in want for delta in chunk.deltas]
+    assert got_bytes == b"".join(full.renderer.chunk(chunk) for chunk in want)
+    f, w = fast.decoder, full.decoder
+    assert (f.relayed_chars, f._reasoning, f.finished, f.first_token_at is None, f.usage) == (
+        w.relayed_chars, w._reasoning, w.finished, w.first_token_at is None, w.usage)
+
+
+def test_a_run_renders_for_every_surface_as_its_events_one_by_one() -> None:
+    """A TextRun's deltas are its events' in order; Chat sends each event as it came."""
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    texts = ["a", "é", " b", "c"]
+    chunks, _ = decoder.feed_batch([_native_event("content", t) for t in ["x", *texts]])
+    assert [d.content for c in chunks[1:] for d in c.deltas] == texts
+    run = chunks[-1]  # "a", then a run from "é" (not ASCII: the run's own check hands it on)
+    assert isinstance(run, TextRun) and len(run.events) == 3
+    for wants_usage in (False, True):
+        t = StreamTranslator(provider("deepseek"), "deepseek-v4-flash", Thinking(True),
+                             wants_usage)
+        whole = t.renderer.chunk(run)
+        one_by_one = b"".join(t.renderer.chunk(TextRun([event], run._start, run._end, 0, False))
+                              for event in run.events)
+        assert whole == one_by_one and whole.count(b"data: ") == len(run.events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.core.answer import Answer, Chunk
+from gateway.core.answer import Answer, Chunk, TextRun
 from gateway.core.call import Call
 from gateway.errors import GatewayError
 from gateway.surfaces.openai_chat.errors import error_event
@@ -35,7 +35,10 @@ class ChatStream:
     def chunk(self, chunk: Chunk) -> bytes:
         raw = chunk.raw
         if raw is not None and chunk.usage is None and not self._wants_usage:
-            return b"data: " + raw + b"\n\n"  # the upstream's bytes; `native` left unparsed
+            # The upstream's bytes (a TextRun's: its events'); `native` left unparsed.
+            return b"data: " + raw + b"\n\n"
+        if isinstance(chunk, TextRun):
+            return b"".join([_with_usage_null(event) for event in chunk.events])
         native = chunk.native
         if chunk.usage is not None:
             if not self._wants_usage:
@@ -56,3 +59,12 @@ class ChatStream:
 
     def keepalive(self) -> bytes:
         return b": keep-alive\n\n"
+
+
+def _with_usage_null(raw: bytes) -> bytes:
+    """An unchanged chunk for a client that asked for usage: `usage: null` unless it has one."""
+    native = orjson.loads(raw)
+    if "usage" in native:
+        return b"data: " + raw + b"\n\n"
+    native["usage"] = None
+    return b"data: " + orjson.dumps(native) + b"\n\n"
