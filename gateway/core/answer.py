@@ -66,16 +66,21 @@ class Delta:
 
 class Chunk:
     """One stream chunk. `native` may be left unparsed (None) when `raw` is given: only a
-    surface that reads `native` pays for the parse."""
+    surface that reads `native` pays for the parse. Likewise with `openai_usage`, `native`'s
+    usage is still the upstream's until `native` is read, then `usage` in the OpenAI dialect:
+    a Chat client that did not ask for usage is never shown the usage chunk, so it never pays
+    for the conversion."""
 
-    __slots__ = ("_deltas", "_native", "raw", "usage")
+    __slots__ = ("_deltas", "_native", "_usage_pending", "raw", "usage")
 
     def __init__(self, deltas: list[Delta], usage: Usage | None,
-                 native: dict[str, Any] | None, raw: bytes | None = None) -> None:
+                 native: dict[str, Any] | None, raw: bytes | None = None, *,
+                 openai_usage: bool = False) -> None:
         self._deltas = deltas
         self.usage = usage  # set on the chunk that reported usage (often the last)
         self._native = native
         self.raw = raw  # the upstream's bytes when `native` is unchanged from them
+        self._usage_pending = openai_usage and usage is not None
 
     @property
     def deltas(self) -> list[Delta]:
@@ -87,6 +92,10 @@ class Chunk:
         if native is None:
             assert self.raw is not None, "a chunk needs its native form or its bytes"
             native = self._native = orjson.loads(self.raw)
+        if self._usage_pending:
+            self._usage_pending = False
+            assert self.usage is not None
+            native["usage"] = self.usage.to_openai()
         return native
 
     def __repr__(self) -> str:
@@ -113,6 +122,7 @@ class TextRun(Chunk):
         self.raw = events[0] if len(events) == 1 else b"\n\ndata: ".join(events)
         self.usage = None
         self._native = None
+        self._usage_pending = False
         self._read: list[Delta] | None = None  # the deltas, once a surface asked
         self._start = start
         self._end = end

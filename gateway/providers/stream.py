@@ -346,10 +346,9 @@ class StreamDecoder:
         raw_usage = native.get("usage")
         if raw_usage:
             usage = self.usage = self.provider.parse_usage(raw_usage)
-            if usage is not None:
-                native["usage"] = usage.to_openai()
             changed = True
-        return Chunk(deltas, usage, native, None if changed else data)
+        # A usage the provider reported becomes OpenAI's shape when a surface reads `native`.
+        return Chunk(deltas, usage, native, None if changed else data, openai_usage=True)
 
     def _decode_choice(self, choice: dict[str, Any]) -> tuple[Delta, bool]:
         """Translate one choice's delta in place; True if anything changed. Called per event,

@@ -145,6 +145,31 @@ def test_usage_chunk_is_hidden_unless_the_client_asked() -> None:
     assert plain is not None and orjson.loads(plain[6:])["usage"] is None
 
 
+@pytest.mark.parametrize("name", ["deepseek", "openrouter"])
+def test_a_shown_usage_chunk_is_in_openais_dialect_whatever_the_provider_sent(name: str) -> None:
+    """Each provider's usage fields become DeepSeek's plus OpenAI's details (what SDKs read),
+    computed only when the chunk is shown: a hidden one never needs them."""
+    usage = ({"prompt_tokens": 10, "completion_tokens": 4, "prompt_cache_hit_tokens": 6,
+              "prompt_cache_miss_tokens": 4,
+              "completion_tokens_details": {"reasoning_tokens": 3}} if name == "deepseek" else
+             {"prompt_tokens": 10, "completion_tokens": 4, "cost": 0.01,
+              "prompt_tokens_details": {"cached_tokens": 6},
+              "completion_tokens_details": {"reasoning_tokens": 3}})
+    usage_chunk = orjson.dumps({"id": "c", "model": "m", "choices": [], "usage": usage})
+    out = StreamTranslator(provider(name), "m", Thinking(True), True).feed(usage_chunk)
+    assert out is not None
+    assert orjson.loads(out[6:])["usage"] == {
+        "prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14,
+        "prompt_cache_hit_tokens": 6, "prompt_cache_miss_tokens": 4,
+        "prompt_tokens_details": {"cached_tokens": 6},
+        "completion_tokens_details": {"reasoning_tokens": 3}}
+    hidden = StreamDecoder(provider(name), "m", Thinking(True)).feed(usage_chunk)
+    assert hidden is not None and hidden.usage is not None
+    assert ChatStream(Call("openai.chat", "m", ResolvedModel("m", True), Thinking(True), [], {},
+                           True, None, ChatOptions(False))).chunk(hidden) == b""
+    assert hidden.native["usage"]["total_tokens"] == 14  # read later: converted then
+
+
 @pytest.mark.parametrize(
     ("kind", "raw"),
     [("openrouter", b'{"id": "c", "error": {"code": 502, "message": "Provider returned error"},'

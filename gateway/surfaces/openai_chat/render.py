@@ -39,11 +39,12 @@ class ChatStream:
             return b"data: " + raw + b"\n\n"
         if isinstance(chunk, TextRun):
             return b"".join([_with_usage_null(event) for event in chunk.events])
+        usage = chunk.usage
+        if usage is not None and not self._wants_usage and not chunk.deltas:
+            return b""  # the usage-only chunk the client did not ask for (`native` unread)
         native = chunk.native
-        if chunk.usage is not None:
+        if usage is not None:
             if not self._wants_usage:
-                if not chunk.deltas:
-                    return b""  # the usage-only chunk the client did not ask for
                 del native["usage"]
             return b"data: " + orjson.dumps(native) + b"\n\n"
         if self._wants_usage and "usage" not in native:
