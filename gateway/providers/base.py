@@ -201,29 +201,29 @@ class Provider:
     def parse_usage(self, raw: Any) -> Usage | None:
         """Read this provider's usage object; the default reads OpenAI's plus DeepSeek's.
         Runs once per call, so each field is read directly (a count is an int, never a
-        bool) rather than through a generic path walk."""
-        if not isinstance(raw, dict):
+        bool: JSON parsed by orjson gives exact types, so `type(...) is int` says both) rather
+        than through a generic path walk or a helper call per field."""
+        if type(raw) is not dict:
             return None
         get = raw.get
-        prompt = _int(get("prompt_tokens")) or 0
-        hit = _int(get("prompt_cache_hit_tokens"))
-        if hit is None:
+        prompt = get("prompt_tokens")
+        prompt = prompt if type(prompt) is int else 0
+        hit = get("prompt_cache_hit_tokens")
+        if type(hit) is not int:
             details = get("prompt_tokens_details")
-            hit = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
-        miss = _int(get("prompt_cache_miss_tokens"))
-        reasoning = get("completion_tokens_details")
+            hit = details.get("cached_tokens") if type(details) is dict else None
+            if type(hit) is not int:
+                hit = None
+        miss = get("prompt_cache_miss_tokens")
+        if type(miss) is not int:
+            miss = prompt - hit if hit is not None else None
+        completion = get("completion_tokens")
+        details = get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if type(details) is dict else None
         cost = get("cost")
-        return Usage(
-            prompt_tokens=prompt,
-            completion_tokens=_int(get("completion_tokens")) or 0,
-            cache_hit_tokens=hit,
-            cache_miss_tokens=miss if miss is not None else (
-                prompt - hit if hit is not None else None
-            ),
-            reasoning_tokens=(_int(reasoning.get("reasoning_tokens"))
-                              if isinstance(reasoning, dict) else None),
-            provider_cost_usd=float(cost) if isinstance(cost, int | float) else None,
-        )
+        return Usage(prompt, completion if type(completion) is int else 0, hit, miss,
+                     reasoning if type(reasoning) is int else None,
+                     float(cost) if type(cost) is int or type(cost) is float else None)
 
     # ---- errors ---------------------------------------------------------------------------
 
@@ -271,10 +271,6 @@ class Provider:
             f"{self.name}: {why}", provider=self.name, upstream_status=None,
             code="upstream_invalid_answer",
         )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _tool_calls(calls: Any) -> list[ToolCall]:

@@ -58,6 +58,24 @@ def test_openrouter_reasoning_and_usage_are_translated(providers: dict[str, Prov
     assert parsed is not None and parsed.provider_cost_usd == pytest.approx(0.00042)
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("prompt_tokens", True), ("prompt_tokens", "12"), ("completion_tokens", 2.5),
+    ("prompt_cache_hit_tokens", False), ("prompt_tokens_details", {"cached_tokens": True}),
+    ("completion_tokens_details", {"reasoning_tokens": "3"}), ("cost", True), ("cost", "0.1"),
+])
+def test_a_usage_field_of_the_wrong_type_counts_as_absent(
+    providers: dict[str, Provider], field: str, value: object
+) -> None:
+    """A count is an int (never a bool or a string) and a cost a number (never a bool): an odd
+    upstream value is read as missing, not as 1 token or $1."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 4, field: value}
+    parsed = providers["openrouter"].parse_usage(usage)
+    assert parsed is not None
+    expected = Usage(prompt_tokens=0 if field == "prompt_tokens" else 10,
+                     completion_tokens=0 if field == "completion_tokens" else 4)
+    assert parsed == expected
+
+
 def test_ollama_usage_has_no_invented_cache_counts(providers: dict[str, Provider]) -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     data, _ = translate(providers["ollama"],
