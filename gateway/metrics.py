@@ -128,20 +128,21 @@ class GatewayMetrics:
     def count(self, child: Any) -> _Count:
         """The one total of a counter child (several kinds of call share, e.g., a model's
         token series: they add to one total, in the order calls end, as its `inc` did)."""
-        counted = self._counted_by.get(id(child))
-        if counted is None:
-            counted = self._counted_by[id(child)] = _Count(child)
-            self._counted.append(counted)
+        counted = self._tally(child, _Count)
         assert isinstance(counted, _Count)
         return counted
 
     def histogram(self, child: Any) -> _Hist:
         """The one set of bucket counts and sum of a histogram child, as `count`."""
+        counted = self._tally(child, _Hist)
+        assert isinstance(counted, _Hist)
+        return counted
+
+    def _tally(self, child: Any, kind: type[_Count] | type[_Hist]) -> _Count | _Hist:
         counted = self._counted_by.get(id(child))
         if counted is None:
-            counted = self._counted_by[id(child)] = _Hist(child)
+            counted = self._counted_by[id(child)] = kind(child)
             self._counted.append(counted)
-        assert isinstance(counted, _Hist)
         return counted
 
     def _reason(self, reason: str | None) -> str:
