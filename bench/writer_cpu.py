@@ -12,9 +12,10 @@ Records `--rows` events of bench/writer.py (50 keys, varied latencies: a batch t
 hundred rollup rows) through a MeteringWriter with a journal (fsync off), `--batch` at a time,
 and waits for each batch's commit before recording the next: record(), the journal, the queue,
 the rollup sums, the raw insert and the rollup upserts, all in this process. Postgres is another
-process and is not counted. Every run builds the same events and starts and closes the same
-writer, so the difference of N and 0 rows is the rows' cost alone; a wrapped
-`UsageStore.insert` says when a batch is stored (no polling: the count is repeatable).
+process and is not counted. Every run builds the same events, starts the same writer and then
+freezes the collector as `gateway serve` does (gateway/gctune.py), so the difference of N and 0
+rows is the rows' cost alone; a wrapped `UsageStore.insert` says when a batch is stored (no
+polling: the count is repeatable).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ async def run(server: str, rows: int, batch: int, build: int) -> None:
 
     from gateway.db.engine import async_url
     from gateway.db.store import UsageStore
+    from gateway.gctune import freeze_after_startup
     from gateway.metering.journal import Journal
     from gateway.metering.prices import PriceBook
     from gateway.metering.spool import Spool
@@ -72,6 +74,7 @@ async def run(server: str, rows: int, batch: int, build: int) -> None:
                                     flush_interval=3600.0, queue_size=batch * 2,
                                     journal=Journal(spool, fsync="off"))
             await writer.start()
+            freeze_after_startup()  # as `gateway serve` does, after the events are built
             for start in range(0, rows, batch):
                 stored.clear()
                 for ev in events[start:start + batch]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -41,7 +42,8 @@ from gateway.db.tables import (
     usage_latency_daily,
     usage_latency_hourly,
 )
-from gateway.metering.buckets import bucket_of
+from gateway.metering.buckets import COUNT as BUCKETS
+from gateway.metering.buckets import RATIO
 from gateway.metering.prices import PriceBook
 
 log = logging.getLogger("gateway.metering")
@@ -187,11 +189,14 @@ class _Clock:
 def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
               into: Rollup | None = None) -> Rollup:
     """Sum raw rows (dicts with SOURCE_COLUMNS; missing ones count as none) into hourly
-    rollups."""
+    rollups. It runs for every stored row: the hour and savings memos are read inline, the
+    latency buckets computed inline (what `bucket_of` does), each sum added in row order."""
     out = into if into is not None else Rollup()
     hourly, latency = out.hourly, out.latency
     clock = _Clock(prices)
+    hours, rates = clock._hours, clock._rates
     counts, width = len(ROLLUP_COUNTS), len(ROLLUP_SUMS)
+    log_, ratio, last = math.log, math.log(RATIO), BUCKETS - 1
     for row in rows:
         try:
             values = _VALUES(row)
@@ -199,8 +204,8 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
             values = tuple(row.get(name) for name in _NAMES)
         (ts, key_id, team, model, provider, api, thinking, status, attempts, prompt, hit, miss,
          completion, reasoning, cost, book, reported, latency_ms, ttft) = values
-        epoch = clock.epoch(ts)
-        hour = clock.hour(epoch)
+        epoch = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+        hour = hours.get(int(epoch // 3600)) or clock.hour(epoch)
         provider = provider or ""
         model = model or ""
         api = api or ""
@@ -221,14 +226,20 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
         sums[9] += book or 0.0
         sums[10] += reported or 0.0
         if hit and provider:
-            sums[11] += hit * clock.savings_rate(provider, model, epoch)
-        sums[12] += latency_ms or 0.0
-        lat_key = (hour, team, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
+            rate = rates.get((provider, model, int(epoch // 60)))
+            if rate is None:
+                rate = clock.savings_rate(provider, model, epoch)
+            sums[11] += hit * rate
+        ms = latency_ms or 0.0
+        sums[12] += ms
+        bucket = min(last, int(log_(ms) / ratio) + 1) if ms >= 1.0 else 0
+        lat_key = (hour, team, provider, model, api, "latency", bucket)
         latency[lat_key] = latency.get(lat_key, 0) + 1
         if ttft is not None:
             sums[7] += 1
             sums[13] += ttft
-            ttft_key = (hour, team, provider, model, api, "ttft", bucket_of(ttft))
+            bucket = min(last, int(log_(ttft) / ratio) + 1) if ttft >= 1.0 else 0
+            ttft_key = (hour, team, provider, model, api, "ttft", bucket)
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
     return out
 
