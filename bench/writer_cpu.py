@@ -4,7 +4,9 @@
         .venv/bin/python bench/writer_cpu.py --rows 5000 --build 5000 [--checkout DIR]
     (then again with --rows 0 --build 5000; per row = (summary of N - summary of 0) / N)
 
-or both runs and the division at once (each checkout in turn):
+(without valgrind it also prints the process CPU per row, user + system, from the first record()
+to the last commit: interleave checkouts for a before/after), or both callgrind runs and the
+division at once (each checkout in turn):
 
     bench/writer_cpu.py --compare [--rows 5000] CHECKOUT...
 
@@ -27,6 +29,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -75,18 +78,21 @@ async def run(server: str, rows: int, batch: int, build: int) -> None:
                                     journal=Journal(spool, fsync="off"))
             await writer.start()
             freeze_after_startup()  # as `gateway serve` does, after the events are built
+            cpu = time.process_time()
             for start in range(0, rows, batch):
                 stored.clear()
                 for ev in events[start:start + batch]:
                     writer.record(ev)
                 await stored.wait()
+            cpu = time.process_time() - cpu
             await writer.close()
         conn = await asyncpg.connect(f"{base}/{name}")
         count = await conn.fetchval("SELECT count(*) FROM usage")
         await conn.close()
         if count != rows:
             raise SystemExit(f"stored {count} rows, expected {rows}")
-        print(f"{rows} rows stored")
+        print(f"{rows} rows stored; process CPU (user + system) from the first record() to the "
+              f"last commit: {cpu / max(rows, 1) * 1e6:.2f} us/row")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
