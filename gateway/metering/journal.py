@@ -58,7 +58,7 @@ class Journal:
             if self._fd is None or self._segment_written >= self._segment_rows:
                 self._rotate()
             assert self._fd is not None
-            os.write(self._fd, orjson.dumps(row) + b"\n")
+            os.write(self._fd, orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         except OSError as exc:
             if not self._failing:
                 log.error("metering: cannot write the usage journal (%s); rows stay in memory "

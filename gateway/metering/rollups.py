@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
@@ -41,7 +42,8 @@ from gateway.db.tables import (
     usage_latency_daily,
     usage_latency_hourly,
 )
-from gateway.metering.buckets import bucket_of
+from gateway.metering.buckets import COUNT as BUCKETS
+from gateway.metering.buckets import RATIO
 from gateway.metering.prices import PriceBook
 
 log = logging.getLogger("gateway.metering")
@@ -84,6 +86,29 @@ class Rollup:
     def latency_rows(self) -> list[dict[str, Any]]:
         """Sorted by key, like `hourly_rows`."""
         return [_histogram_row("hour", k, n) for k, n in sorted(self.latency.items())]
+
+    def payload(self) -> tuple[list[list[Any]], ...]:
+        """The rows of usage_hourly, usage_daily and usage_latency_hourly as arrays (the key,
+        then the sums: `_FIELDS` or the count), unsorted (the upsert sorts them), for the
+        Postgres upsert; usage_latency_daily is summed from the third by the server (counts
+        are integers: any order sums them exactly)."""
+        days: dict[datetime, date] = {}
+        daily: dict[HourKey, list[float]] = {}
+        for key, values in self.hourly.items():
+            hour = key[0]
+            day = days.get(hour)
+            if day is None:
+                day = days[hour] = hour.date()
+            day_key = (day, *key[1:])
+            sums = daily.get(day_key)
+            if sums is None:
+                daily[day_key] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    sums[i] += value
+        return ([[*key, *values] for key, values in self.hourly.items()],
+                [[*key, *values] for key, values in daily.items()],
+                [[*key, count] for key, count in self.latency.items()])
 
     def latency_daily_rows(self) -> list[dict[str, Any]]:
         days: dict[tuple[Any, ...], int] = {}
@@ -164,11 +189,14 @@ class _Clock:
 def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
               into: Rollup | None = None) -> Rollup:
     """Sum raw rows (dicts with SOURCE_COLUMNS; missing ones count as none) into hourly
-    rollups."""
+    rollups. It runs for every stored row: the hour and savings memos are read inline, the
+    latency buckets computed inline (what `bucket_of` does), each sum added in row order."""
     out = into if into is not None else Rollup()
     hourly, latency = out.hourly, out.latency
     clock = _Clock(prices)
-    width = len(_FIELDS)
+    hours, rates = clock._hours, clock._rates
+    counts, width = len(ROLLUP_COUNTS), len(ROLLUP_SUMS)
+    log_, ratio, last = math.log, math.log(RATIO), BUCKETS - 1
     for row in rows:
         try:
             values = _VALUES(row)
@@ -176,8 +204,8 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
             values = tuple(row.get(name) for name in _NAMES)
         (ts, key_id, team, model, provider, api, thinking, status, attempts, prompt, hit, miss,
          completion, reasoning, cost, book, reported, latency_ms, ttft) = values
-        epoch = clock.epoch(ts)
-        hour = clock.hour(epoch)
+        epoch = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+        hour = hours.get(int(epoch // 3600)) or clock.hour(epoch)
         provider = provider or ""
         model = model or ""
         api = api or ""
@@ -185,7 +213,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
         key = (hour, key_id or "", team, model, provider, api, thinking or "", status or "")
         sums = hourly.get(key)
         if sums is None:
-            sums = hourly[key] = [0.0] * width
+            sums = hourly[key] = [0] * counts + [0.0] * width
         sums[0] += 1
         if attempts and "," in attempts:
             sums[1] += 1
@@ -198,14 +226,20 @@ def aggregate(rows: Iterable[Mapping[str, Any]], prices: PriceBook,
         sums[9] += book or 0.0
         sums[10] += reported or 0.0
         if hit and provider:
-            sums[11] += hit * clock.savings_rate(provider, model, epoch)
-        sums[12] += latency_ms or 0.0
-        lat_key = (hour, team, provider, model, api, "latency", bucket_of(latency_ms or 0.0))
+            rate = rates.get((provider, model, int(epoch // 60)))
+            if rate is None:
+                rate = clock.savings_rate(provider, model, epoch)
+            sums[11] += hit * rate
+        ms = latency_ms or 0.0
+        sums[12] += ms
+        bucket = min(last, int(log_(ms) / ratio) + 1) if ms >= 1.0 else 0
+        lat_key = (hour, team, provider, model, api, "latency", bucket)
         latency[lat_key] = latency.get(lat_key, 0) + 1
         if ttft is not None:
             sums[7] += 1
             sums[13] += ttft
-            ttft_key = (hour, team, provider, model, api, "ttft", bucket_of(ttft))
+            bucket = min(last, int(log_(ttft) / ratio) + 1) if ttft >= 1.0 else 0
+            ttft_key = (hour, team, provider, model, api, "ttft", bucket)
             latency[ttft_key] = latency.get(ttft_key, 0) + 1
     return out
 
@@ -228,15 +262,16 @@ assert _FIELDS[8:] == ("cost_usd", "book_cost_usd", "provider_cost_usd", "cache_
 
 async def add(conn: AsyncConnection, rollup: Rollup) -> None:
     """Upsert: existing (hour, dimensions) rows get the new counts added to theirs."""
+    if not rollup.hourly:
+        return
+    if conn.dialect.name == "postgresql":  # one statement for the four tables
+        await conn.execute(_PG_UPSERT, {"rollup": orjson.dumps(rollup.payload()).decode()})
+        return
     tables = ((usage_hourly, rollup.hourly_rows()), (usage_daily, rollup.daily_rows()),
               (usage_latency_hourly, rollup.latency_rows()),
               (usage_latency_daily, rollup.latency_daily_rows()))
-    postgres = conn.dialect.name == "postgresql"
     for table, rows in tables:
         if not rows:
-            continue
-        if postgres:  # one statement per table, however many rows the batch touched
-            await conn.execute(_JSON_UPSERTS[table.name], {"rows": orjson.dumps(rows).decode()})
             continue
         stmt = sqlite.insert(table)
         await conn.execute(stmt.on_conflict_do_update(
@@ -248,22 +283,64 @@ def _sums(table: Table) -> list[Column[Any]]:
     return [c for c in table.columns if not c.primary_key]
 
 
-def _json_upsert(table: Table) -> TextClause:
-    """INSERT ... SELECT FROM json_populate_recordset(...) ON CONFLICT DO UPDATE adding the
-    sums: Postgres ran an executemany's upsert once per rollup row (hundreds a batch), which
-    cost more than the batch's raw insert. Rows of one batch have distinct keys, as one
-    statement needs."""
-    columns = ", ".join(c.name for c in table.columns)
+def _array_upsert(table: Table, part: int, names: Sequence[str]) -> str:
+    """INSERT ... SELECT FROM the `part`th array of the payload (one array per rollup row,
+    values in `names` order) ON CONFLICT DO UPDATE adding the sums. An executemany ran the
+    upsert once per rollup row (hundreds a batch); arrays rather than objects: no column
+    names to build in Python or to encode. Rows of one batch have distinct keys, as one
+    statement needs; strings are assigned uncast (too long still fails, as it did)."""
+    values = ", ".join(_element(table.c[name], i) for i, name in enumerate(names))
+    return (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {values} "
+            f"FROM payload, json_array_elements(payload.rollup -> {part}) AS r "
+            f"{_in_key_order(table, names)} {_adding(table)}")
+
+
+def _in_key_order(table: Table, names: Sequence[str]) -> str:
+    """Upserts lock their rows in the order they come: every writer taking them in the
+    primary key's order (sorted by the server, not in Python) makes deadlocks impossible."""
+    return "ORDER BY " + ", ".join(str(names.index(c.name) + 1) for c in table.primary_key)
+
+
+def _adding(table: Table) -> str:
     keys = ", ".join(c.name for c in table.primary_key)
     sums = ", ".join(f"{c.name} = {table.name}.{c.name} + excluded.{c.name}"
                      for c in _sums(table))
-    return text(f"INSERT INTO {table.name} ({columns}) SELECT {columns} "
-                f"FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) "
-                f"ON CONFLICT ({keys}) DO UPDATE SET {sums}")
+    return f"ON CONFLICT ({keys}) DO UPDATE SET {sums}"
 
 
-_JSON_UPSERTS = {table.name: _json_upsert(table) for table in (
-    usage_hourly, usage_daily, usage_latency_hourly, usage_latency_daily)}
+def _element(column: Column[Any], i: int) -> str:
+    if column.name in ROLLUP_COUNTS or column.name == "count":
+        return f"(r ->> {i})::float8::bigint"  # a count summed as a float still fits
+    kind = {"hour": "timestamptz", "day": "date", "bucket": "smallint"}.get(column.name)
+    if kind is None and column.name in ROLLUP_SUMS:
+        kind = "float8"
+    return f"(r ->> {i})::{kind}" if kind else f"r ->> {i}"
+
+
+def _pg_upsert() -> TextClause:
+    """One statement for the four tables; every writer runs the same one, so they take the
+    tables in one order too. usage_latency_daily is the latency payload summed per UTC day:
+    the hour's ISO text starts with its date."""
+    hourly = ("hour", *ROLLUP_DIMENSIONS, *_FIELDS)
+    daily = ("day", *ROLLUP_DIMENSIONS, *_FIELDS)
+    latency = ("hour", *LATENCY_DIMENSIONS, "count")
+    parts = [_array_upsert(usage_hourly, 0, hourly), _array_upsert(usage_daily, 1, daily),
+             _array_upsert(usage_latency_hourly, 2, latency)]
+    steps = ",\n".join(f"u{i} AS ({part})" for i, part in enumerate(parts))
+    dims = ", ".join(f"r ->> {i + 1}" for i in range(len(LATENCY_DIMENSIONS) - 1))
+    bucket = f"(r ->> {len(LATENCY_DIMENSIONS)})::smallint"
+    count = f"(r ->> {len(LATENCY_DIMENSIONS) + 1})::float8::bigint"
+    days_order = ("day", *LATENCY_DIMENSIONS)
+    days = (f"INSERT INTO usage_latency_daily (day, {', '.join(LATENCY_DIMENSIONS)}, count) "
+            f"SELECT left(r ->> 0, 10)::date, {dims}, {bucket}, sum({count}) "
+            f"FROM payload, json_array_elements(payload.rollup -> 2) AS r "
+            f"GROUP BY 1, 2, 3, 4, 5, 6, 7 {_in_key_order(usage_latency_daily, days_order)} "
+            f"{_adding(usage_latency_daily)}")
+    return text(f"WITH payload AS MATERIALIZED (SELECT CAST(:rollup AS json) AS rollup),\n"
+                f"{steps}\n{days}")
+
+
+_PG_UPSERT = _pg_upsert()
 
 
 # ---- rebuild ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,9 +67,12 @@ class MeteringWriter:
         self._flush_interval = flush_interval
         self._retry_max = retry_max
         self._insert_timeout = insert_timeout
-        # Rows with their journal segment (0: none), None to wake the task.
-        self._queue: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(queue_size)
-        # Set when the queue holds a batch (or on close): what ends a batch's wait early.
+        # Rows with their journal segment (0: none), oldest first: a deque, not an
+        # asyncio.Queue, whose put and get were a dozen Python calls a row; two events wake
+        # the task instead (a first row or closing; a full batch or closing).
+        self._queue: deque[tuple[dict[str, Any], int]] = deque()
+        self._queue_size = queue_size
+        self._has_rows = asyncio.Event()
         self._batch_ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backfill: asyncio.Task[None] | None = None
@@ -90,7 +93,7 @@ class MeteringWriter:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def spooled_rows(self) -> int:
@@ -106,12 +109,15 @@ class MeteringWriter:
         """Never blocks, never raises: the request is already answered."""
         try:
             row = build_row(event, self.prices)
-            if self._closing or self._queue.full():
+            queue = self._queue
+            if self._closing or len(queue) >= self._queue_size:
                 self.spool.append([row])
             else:
-                segment = self.journal.append(row) if self.journal is not None else 0
-                self._queue.put_nowait((row, segment))
-                if self._queue.qsize() >= self._batch_size:
+                queue.append((row, self.journal.append(row) if self.journal is not None else 0))
+                depth = len(queue)
+                if depth == 1:
+                    self._has_rows.set()
+                if depth >= self._batch_size:
                     self._batch_ready.set()
         except Exception:
             log.exception("metering: could not queue or spool the row of %s", event.request_id)
@@ -155,8 +161,7 @@ class MeteringWriter:
                 helper.cancel()
                 await asyncio.gather(helper, return_exceptions=True)
         if self._task is not None:
-            if not self._queue.full():
-                self._queue.put_nowait(None)  # wake the task
+            self._has_rows.set()  # wake the task
             self._batch_ready.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
@@ -214,7 +219,7 @@ class MeteringWriter:
                 log.exception("metering: unexpected writer error")
             finally:
                 self._busy = self._inflight is not None
-            if self._closing and self._queue.empty():
+            if self._closing and not self._queue:
                 await self._await_inflight()
                 return
 
@@ -235,33 +240,31 @@ class MeteringWriter:
 
     async def _collect(self) -> list[tuple[dict[str, Any], int]]:
         """Up to batch_size rows; waits at most flush_interval after the first one."""
-        events: list[tuple[dict[str, Any], int]] = []
-        try:
-            first = await asyncio.wait_for(self._queue.get(), self._flush_interval)
-        except TimeoutError:
-            return events
-        if first is not None:
-            events.append(first)
-            self._busy = True  # a row out of the queue and not yet stored: `flush` waits
+        queue = self._queue
+        if not queue and not self._closing:
+            self._has_rows.clear()
+            try:
+                async with asyncio.timeout(self._flush_interval):
+                    await self._has_rows.wait()
+            except TimeoutError:
+                return []
+        if not queue:
+            return []
+        self._busy = True  # a row out of the queue and not yet stored: `flush` waits
         # Let the batch fill for up to flush_interval without waking for each row (a wait
         # per row cost a task and a timer each): only a full batch or closing ends it early.
-        if not self._closing and self._queue.qsize() + len(events) < self._batch_size:
+        if not self._closing and len(queue) < self._batch_size:
             self._batch_ready.clear()
             try:
                 async with asyncio.timeout(self._flush_interval):
                     await self._batch_ready.wait()
             except TimeoutError:
                 pass
-        while len(events) < self._batch_size and not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                events.append(item)
-        if self._closing:  # take everything: this is the last pass
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is not None:
-                    events.append(item)
-        return events
+        if self._closing or len(queue) <= self._batch_size:  # closing: the last pass
+            events = list(queue)
+            queue.clear()
+            return events
+        return [queue.popleft() for _ in range(self._batch_size)]
 
     async def _deliver(self, rows: list[dict[str, Any]]) -> None:
         if self.spool.pending or time.monotonic() < self._retry_at:
@@ -326,11 +329,8 @@ class MeteringWriter:
         self._backoff = min(self._backoff * 2, self._retry_max)
 
     def _spill_queue(self) -> None:
-        items = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                items.append(item)
+        items = list(self._queue)
+        self._queue.clear()
         if items:
             self.spool.append([row for row, _ in items])
             self._settled(Counter(segment for _, segment in items))

@@ -7,6 +7,8 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from gateway.db.engine import async_url
 from gateway.metering.journal import Journal
 from gateway.metering.rows import build_row
@@ -85,3 +87,18 @@ async def test_a_dead_process_journal_is_replayed_once(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM usage").fetchone()[0] == 20
     assert assert_rollups_match(tmp_path / "usage.db", PRICES) == 20  # the 5 not twice
     assert journal_files(spool.directory) == []
+
+
+def test_a_segment_is_each_rows_json_on_a_line_of_its_own(tmp_path: Path) -> None:
+    """What `Spool.read` replays: one orjson document and a newline per row, nothing else."""
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    journal = Journal(spool, fsync="off")
+    rows = [build_row(event(i), PRICES) for i in range(3)]
+    for row in rows:
+        journal.append(row)
+    (segment,) = journal_files(spool.directory)
+    assert segment.read_bytes() == b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    journal.settled(Counter({1: 3}))
+    journal.close()
+    spool.close()
