@@ -72,26 +72,11 @@ class Rollup:
 
     def daily_rows(self) -> list[dict[str, Any]]:
         """The hourly sums summed again per UTC day (the hour keys are UTC)."""
-        days: dict[HourKey, list[float]] = {}
-        for key, values in self.hourly.items():
-            day_key = (key[0].date(), *key[1:])
-            sums = days.get(day_key)
-            if sums is None:
-                days[day_key] = list(values)
-            else:
-                for i, value in enumerate(values):
-                    sums[i] += value
+        days = self._daily()
         return [_as_row("day", key, days[key]) for key in sorted(days)]
 
-    def latency_rows(self) -> list[dict[str, Any]]:
-        """Sorted by key, like `hourly_rows`."""
-        return [_histogram_row("hour", k, n) for k, n in sorted(self.latency.items())]
-
-    def payload(self) -> tuple[list[list[Any]], ...]:
-        """The rows of usage_hourly, usage_daily and usage_latency_hourly as arrays (the key,
-        then the sums: `_FIELDS` or the count), unsorted (the upsert sorts them), for the
-        Postgres upsert; usage_latency_daily is summed from the third by the server (counts
-        are integers: any order sums them exactly)."""
+    def _daily(self) -> dict[HourKey, list[float]]:
+        """Per (UTC day, dimensions), the hourly sums added in the hours' order."""
         days: dict[datetime, date] = {}
         daily: dict[HourKey, list[float]] = {}
         for key, values in self.hourly.items():
@@ -106,8 +91,19 @@ class Rollup:
             else:
                 for i, value in enumerate(values):
                     sums[i] += value
+        return daily
+
+    def latency_rows(self) -> list[dict[str, Any]]:
+        """Sorted by key, like `hourly_rows`."""
+        return [_histogram_row("hour", k, n) for k, n in sorted(self.latency.items())]
+
+    def payload(self) -> tuple[list[list[Any]], ...]:
+        """The rows of usage_hourly, usage_daily and usage_latency_hourly as arrays (the key,
+        then the sums: `_FIELDS` or the count), unsorted (the upsert sorts them), for the
+        Postgres upsert; usage_latency_daily is summed from the third by the server (counts
+        are integers: any order sums them exactly)."""
         return ([[*key, *values] for key, values in self.hourly.items()],
-                [[*key, *values] for key, values in daily.items()],
+                [[*key, *values] for key, values in self._daily().items()],
                 [[*key, count] for key, count in self.latency.items()])
 
     def latency_daily_rows(self) -> list[dict[str, Any]]:
