@@ -54,6 +54,10 @@ def keyed(make_gateway: GatewayFactory, tmp_path: Path, db: str | None, *,
           env: dict[str, str] | None = None) -> RunningGateway:
     spool = tmp_path / f"spool-{secrets.token_hex(3)}"
     yaml = f"metering: {{flush_interval: 0.02, spool_path: {spool}}}\n" + PRICES
+    if redis:
+        # These tests are about what Redis shares, not about Redis failing (test_redis_faults
+        # is): a CI box's stall must not mark Redis down and make a limit count in-process.
+        yaml += "redis: {timeout: 2.0, request_timeout: 2.0}\n"
     environment = {"GATEWAY_MASTER_KEY": MASTER, **(env or {})}
     if db:
         environment["DATABASE_URL"] = db
