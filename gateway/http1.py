@@ -237,7 +237,8 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        if self.response is None:  # bytes nobody asked for: the connection is unusable
+        reading = self.response
+        if reading is None:  # bytes nobody asked for: the connection is unusable
             self.close()
             return
         self.got_bytes = True
@@ -251,6 +252,7 @@ class Connection(asyncio.Protocol):
             else:
                 self._fail(BodyCut(f"bad body framing: {exc}") if response.status
                            else Disconnected(f"not an HTTP answer: {exc}"))
+        reading.push_held()  # the read's body, parsed: to the sink in one call
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost decides what the end means
@@ -352,8 +354,8 @@ class Response:
     Reading it to the end returns the connection to the pool; `close` (or `release` before
     the end) drops the connection, which stops the upstream's work on it."""
 
-    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_loop",
-                 "_sink", "_waiter", "framed", "raw_headers", "status")
+    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_held",
+                 "_loop", "_sink", "_waiter", "framed", "raw_headers", "status")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -367,6 +369,7 @@ class Response:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._sink: Callable[[bytes], bool] | None = None
+        self._held: list[bytes] = []  # the current read's body pieces, for the sink
         self._decoder: zlib._Decompress | None = None
 
     @property
@@ -462,11 +465,8 @@ class Response:
             data = self._decoder.decompress(data)
             if not data:
                 return
-        sink = self._sink
-        if sink is not None:  # set only while nothing is buffered (`push_to`)
-            if not sink(data):
-                self._sink = None
-                self._wake()
+        if self._sink is not None:  # set only while nothing is buffered (`push_to`)
+            self._held.append(data)  # the sink gets the whole read at once (`push_held`)
             return
         self._chunks.append(data)
         self._buffered += len(data)
@@ -474,7 +474,26 @@ class Response:
             self._conn.pause()
         self._wake()
 
+    def push_held(self) -> None:
+        """One read's body pieces (one per HTTP chunk) to the sink as one: a relay that fell
+        behind finds several of the upstream's events in one read, and relaying them as one
+        write to its client, rather than one write each, is what lets it catch up."""
+        held = self._held
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        sink = self._sink
+        if sink is None:  # not reached: pieces are held only while a sink is set
+            self._chunks.append(data)
+            self._buffered += len(data)
+            self._wake()
+        elif not sink(data):  # taken, but the sink wants its caller back
+            self._sink = None
+            self._wake()
+
     def finish(self) -> None:
+        self.push_held()  # the read that ends the body: its events before the end
         self._conn = None
         self._done = True
         decoder, self._decoder = self._decoder, None
@@ -489,6 +508,7 @@ class Response:
             self._wake()
 
     def fail(self, exc: BaseException) -> None:
+        self.push_held()
         self._conn = None
         if self._error is None:
             self._error = exc

@@ -172,6 +172,37 @@ async def test_pushed_reads_go_to_the_sink_until_it_declines_then_are_read() -> 
         ep.close()
 
 
+async def test_a_read_of_many_http_chunks_reaches_the_sink_once() -> None:
+    """A read that holds several HTTP chunks (a relay that fell behind: the upstream's events
+    queued in the socket) is one sink call with all of them, so the relay renders them as one
+    write to its client; one write per HTTP chunk cost the most exactly when the relay was
+    behind, and kept it behind. A read that also ends the body hands its events over before
+    the end wakes the caller."""
+    go = asyncio.Event()
+    events = [b"data: %d\n\n" % i for i in range(5)]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.request(reader)
+        writer.write(CHUNKED_HEAD)
+        await go.wait()
+        writer.write(b"".join(chunk(e) for e in events[:3]))  # one segment: one read
+        await asyncio.sleep(0.05)
+        writer.write(b"".join(chunk(e) for e in events[3:]) + b"0\r\n\r\n")
+
+    async for server in serve(handler):
+        ep = endpoint(server)
+        response = await ep.post(b"{}")
+        sunk: list[bytes] = []
+        pushing = asyncio.ensure_future(
+            response.push_to(lambda data, sunk=sunk: not sunk.append(data)))
+        await asyncio.sleep(0)
+        go.set()
+        await asyncio.wait_for(pushing, 5)  # woken by the end
+        assert sunk == [b"".join(events[:3]), b"".join(events[3:])]
+        assert await response.next_read() == b"" and response.at_eof()
+        ep.close()
+
+
 async def test_push_to_returns_at_the_end_and_on_a_failure_and_at_once_with_reads_left(
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
