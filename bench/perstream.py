@@ -23,6 +23,7 @@ import hashlib
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -53,10 +54,13 @@ REQUEST = b'{"model":"deepseek-v4-flash","stream":true,"messages":[{"role":"user
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--part", choices=("all", "decode", "record", "deadline"),
+    parser.add_argument("--part", choices=("all", "decode", "record", "deadline", "relay"),
                         default="all")
     parser.add_argument("--sinks", default="metrics,access",
                         help="the usage sinks after pricing (metrics, access; '' for none)")
+    parser.add_argument("--upstream-model", default=None,
+                        help="relay part: the upstream's own name for the model in its "
+                        "events (e.g. deepseek-flash), which the gateway renames")
     parser.add_argument("--batch", type=int, default=32,
                         help="calls that end in one loop tick (the access log writes per tick)")
     opts = parser.parse_args()
@@ -79,6 +83,9 @@ async def run(opts: argparse.Namespace) -> int:
     digest = hashlib.sha256()
     if opts.part == "deadline":
         return await deadlines(target, opts.calls)
+    if opts.part == "relay":
+        return await relay_reads(provider, surface, call, target, sink, opts.calls,
+                                 opts.upstream_model)
     decode = opts.part in ("all", "decode")
     record_too = opts.part in ("all", "record")
     # The record part alone records the canned stream's usage, decoded once here.
@@ -121,6 +128,89 @@ async def deadlines(target: Target, calls: int) -> int:
             await attempt()
     print("deadline", calls)
     return 0
+
+
+class _Transport:
+    """What the upstream connection and the client writer need of a transport: writes kept
+    for the checksum."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def relay_reads(provider: Any, surface: OpenAIChat, call: Any, target: Target,
+                      sink: PricingSink, reads: int, upstream_model: str | None) -> int:
+    """A running stream's reads as `bench/paced.py` sends them (one content event, chunked),
+    each from the upstream connection's `data_received` through the relay's push
+    (`Relay._push`: split, decode, render) to a client writer framed as
+    `HeadWithBody.write_part` frames it: the per-chunk work of a paced stream, less the
+    syscalls and uvloop."""
+    from paced import Ticker
+
+    from gateway.core.attempt import OpenStream
+    from gateway.core.relay import Relay
+    from gateway.http1 import Connection, Endpoint, Response, Timeouts
+    from gateway.routing.failover import Served
+    from gateway.upstream import UpstreamEvents
+
+    ticker = Ticker(reads + 2, 0.02)
+    if upstream_model is not None:
+        public = b'"model":"deepseek-v4-flash"'
+        renamed = b'"model":"%s"' % upstream_model.encode()
+        ticker.head = _renamed(ticker.head, public, renamed)
+        ticker.piece = _renamed(ticker.piece, public, renamed)
+    endpoint = Endpoint("http://127.0.0.1:9/v1/chat/completions", {}, Timeouts(5, 5, 10),
+                        None)
+    upstream, client = _Transport(), _Transport()
+    conn = Connection(endpoint)
+    conn.connection_made(upstream)  # type: ignore[arg-type]
+    response = conn.response = Response(conn)
+    conn.data_received(ticker.head)
+    decoder = StreamDecoder(provider, call.model.canonical, call.thinking)
+    events = UpstreamEvents(provider, response)  # type: ignore[arg-type]
+    held, _ = decoder.feed_batch(events.splitter.feed(await response.next_read()))
+    opened = OpenStream(target, response, decoder, events, held)  # type: ignore[arg-type]
+    served = Served(result=opened, target=target, attempts=Attempts(items=[]))
+    relay = Relay(served, surface.stream_renderer(call), CallRecord(sink, surface.api, "r"))
+
+    def write_part(body: bytes, write: Any = client.write) -> bool:
+        write(b"%x\r\n%s\r\n" % (len(body), body))
+        return True
+
+    relayed = relay.chunks(write_part)
+    client.write(await relayed.__anext__())  # the held chunks; then the relay parks
+    pushing = asyncio.ensure_future(relayed.__anext__())
+    await asyncio.sleep(0)
+    piece, feed = ticker.piece, conn.data_received
+    for _ in range(reads):
+        feed(piece)
+    pushing.cancel()
+    digest = hashlib.sha256(b"".join(client.written[:3]))
+    print(digest.hexdigest()[:16], len(client.written) - 1)
+    return 0
+
+
+def _renamed(framed: bytes, old: bytes, new: bytes) -> bytes:
+    """Chunked-encoded events (after any response head) with `old` replaced, re-framed."""
+    head, sep, body = framed.rpartition(b"\r\n\r\n")
+    if not sep or b"HTTP/1.1" not in head:
+        head, sep, body = b"", b"", framed
+    out = []
+    while body:
+        size, _, rest = body.partition(b"\r\n")
+        length = int(size, 16)
+        data, body = rest[:length].replace(old, new), rest[length + 2:]
+        out.append(b"%x\r\n%s\r\n" % (len(data), data))
+    return head + sep + b"".join(out)
 
 
 def _access_log() -> None:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Instructions per call of bench/perstream.py (callgrind), for each checkout given:
-#   bench/perstream_compare.sh [--part all|decode|record|deadline] [--sinks metrics,access]
-#       [--batch 32] [--calls 1000] CHECKOUT...
+#   bench/perstream_compare.sh [--part all|decode|record|deadline|relay] [--sinks metrics,access]
+#       [--batch 32] [--calls 1000] [--upstream-model NAME] CHECKOUT...
 # Each count is (a run of N calls) - (a run of 0 calls), divided by N: start-up left out;
 # PYTHONHASHSEED=0, so a checkout counts the same each time.
 set -e
@@ -9,12 +9,14 @@ part=all
 sinks=metrics,access
 batch=32
 calls=1000
+model=
 while [ $# -gt 0 ]; do
     case "$1" in
         --part) part=$2; shift 2 ;;
         --sinks) sinks=$2; shift 2 ;;
         --batch) batch=$2; shift 2 ;;
         --calls) calls=$2; shift 2 ;;
+        --upstream-model) model=$2; shift 2 ;;
         *) break ;;
     esac
 done
@@ -24,7 +26,7 @@ out=$(mktemp -d)
 count() {  # checkout calls -> instructions
     PYTHONHASHSEED=0 PYTHONPATH=$1 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
         "$python" "$here/perstream.py" --part "$part" --sinks "$sinks" --batch "$batch" \
-        --calls "$2" >"$out/stdout" 2>/dev/null
+        --calls "$2" ${model:+--upstream-model "$model"} >"$out/stdout" 2>/dev/null
     sed -n 's/^summary: //p' "$out/cg"
 }
 for checkout in "$@"; do
