@@ -252,7 +252,8 @@ class Connection(asyncio.Protocol):
             else:
                 self._fail(BodyCut(f"bad body framing: {exc}") if response.status
                            else Disconnected(f"not an HTTP answer: {exc}"))
-        reading.push_held()  # the read's body, parsed: to the sink in one call
+        if reading._held:
+            reading.push_held()  # the read's body, parsed: to the sink in one call
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost decides what the end means
@@ -295,6 +296,9 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         response = self.response
         assert response is not None
+        if response._sink is not None and response._decoder is None:
+            response._held.append(body)  # `Response.feed`'s first case, a call saved per event
+            return
         try:
             response.feed(body)
         except zlib.error as exc:

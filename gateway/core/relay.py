@@ -27,8 +27,9 @@ from gateway.upstream import UpstreamEvents
 
 
 class Relay:
-    __slots__ = ("_cut", "_drain", "_ended", "_last", "_last_out", "_loop_time", "_opened",
-                 "_record", "_renderer", "_served", "_split", "_taken", "_write")
+    __slots__ = ("_cut", "_drain", "_ended", "_last", "_last_out", "_loop_time", "_one_event",
+                 "_opened", "_passes", "_record", "_renderer", "_served", "_split", "_taken",
+                 "_write")
 
     def __init__(self, served: Served[OpenStream], renderer: StreamRenderer,
                  record: CallRecord, drain: Drain | None = None) -> None:
@@ -189,6 +190,9 @@ class Relay:
         loop = asyncio.get_running_loop()
         self._write = write
         self._split = events.splitter.feed
+        # For a client that gets fast-path events as they came (`StreamRenderer.verbatim`).
+        self._one_event = events.splitter.one_event if renderer.verbatim else None
+        self._passes = decoder.passes
         self._loop_time = loop.time
         self._last_out = loop.time()
         while True:
@@ -224,15 +228,24 @@ class Relay:
         of the running stream; False (the task takes over) at its end, a failure, or a
         client that cannot take more now."""
         try:
-            batch = self._split(data)
-            if not batch:
-                return True
             failure: UpstreamError | None = None
-            if len(batch) == 1:  # the common read: one event (an in-band error raises)
-                chunk = self._opened.decoder.feed(batch[0])
-                out = b"" if chunk is None else self._renderer.chunk(chunk)
+            one_event = self._one_event
+            if (one_event is not None and (event := one_event(data)) is not None
+                    and (shape := self._passes(event)) is not None):
+                # one fast-path event, which this client gets as it came (but for the model's
+                # name, if the upstream calls it otherwise)
+                renamed = shape[6]
+                out = data if renamed is None else b"data: %s%s\n\n" % (renamed,
+                                                                          event[shape[2]:])
             else:
-                out, failure = self._render(batch)
+                batch = self._split(data)
+                if not batch:
+                    return True
+                if len(batch) == 1:  # the common read: one event (an in-band error raises)
+                    chunk = self._opened.decoder.feed(batch[0])
+                    out = b"" if chunk is None else self._renderer.chunk(chunk)
+                else:
+                    out, failure = self._render(batch)
             if failure is None and not self._opened.decoder.done:
                 if not out:
                     return True

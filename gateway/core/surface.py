@@ -17,6 +17,10 @@ class StreamRenderer(Protocol):
 
     # Seconds of upstream silence after which `keepalive()` is sent; None: never.
     keepalive_interval: float | None
+    # True when an event the decoder's fast path read (a `TextRun` of one) goes to this client
+    # as the upstream sent it (`data: <event>\n\n`): the relay then writes such a read as it
+    # came, without splitting, decoding or rendering it.
+    verbatim: bool
 
     def chunk(self, chunk: Chunk) -> bytes:
         """Bytes for one canonical chunk (may be empty)."""

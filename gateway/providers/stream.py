@@ -38,9 +38,10 @@ _SHAPES = 3
 # character): none of these bytes, so its length is its count of characters. Other text is
 # `_plain_text`'s to read.
 _NOT_PLAIN_ASCII = re.compile(rb"[^ !#-\[\]-\x7f]")
-# A learned shape: (prefix, suffix, len(prefix), len(suffix), choice index, reasoning?).
-Shape = tuple[bytes, bytes, int, int, int, bool]
-_NO_SHAPE: Shape = (b"", b"", 0, 0, 0, False)  # matched by identity only
+# A learned shape: (prefix, suffix, len(prefix), len(suffix), choice index, reasoning?, the
+# prefix to send instead when the upstream names the model otherwise, else None).
+Shape = tuple[bytes, bytes, int, int, int, bool, bytes | None]
+_NO_SHAPE: Shape = (b"", b"", 0, 0, 0, False, None)  # matched by identity only
 
 
 class SSESplitter:
@@ -87,6 +88,16 @@ class SSESplitter:
         *lines, self._pending = self._pending.split(b"\n")
         return self._lines(lines)
 
+    def one_event(self, chunk: bytes) -> bytes | None:
+        """The payload when `chunk` is one whole event of one `data: ` line and nothing is
+        held from earlier reads (what `feed` would return alone), else None: the running
+        stream's common read, checked without building the batch."""
+        if (self._pending or self._data_lines or not chunk.startswith(b"data: ")
+                or chunk.find(b"\n") != len(chunk) - 2 or not chunk.endswith(b"\n\n")
+                or b"\r" in chunk):
+            return None
+        return chunk[6:-2]
+
     def close(self) -> list[bytes]:
         """The stream's end: an event that was never ended by a blank line still counts."""
         return [self._take_event()] if self._data_lines else []
@@ -121,7 +132,12 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
 
 
 def _text_run(events: list[bytes], shape: Shape) -> TextRun:
-    return TextRun(events, shape[2], shape[3], shape[4], shape[5])
+    renamed = shape[6]
+    if renamed is None:
+        return TextRun(events, shape[2], shape[3], shape[4], shape[5])
+    cut = shape[2]
+    return TextRun([renamed + event[cut:] for event in events], len(renamed), shape[3],
+                   shape[4], shape[5])
 
 
 class StreamDecoder:
@@ -151,6 +167,7 @@ class StreamDecoder:
         # reasoning?), and the candidates for them, with the text they were seen with.
         self._shapes: list[Shape] = []
         self._candidates: list[tuple[bytes, bytes, int, bool, bytes]] = []
+        self._renamed = ""  # the last `_decode`'s upstream model name, if only it changed
 
     def feed_batch(self, batch: list[bytes]) -> tuple[list[Chunk], UpstreamError | None]:
         """Decode events that arrived together; stops at [DONE] or at an in-band error,
@@ -163,7 +180,7 @@ class StreamDecoder:
         not_plain = _NOT_PLAIN_ASCII.search
         run: list[bytes] = []  # the fast path's events in a row, all of `shape`
         shape = _NO_SHAPE
-        prefix, suffix, start, end, _, reasoning = shape
+        prefix, suffix, start, end, _, reasoning, _ = shape
         chars = 0  # the ASCII texts' characters (the others' are counted by `_plain_text`)
         try:
             for data in batch:
@@ -188,7 +205,7 @@ class StreamDecoder:
                         elif not self._plain_text(data[learned[2]:n], learned[5]):
                             continue
                         shape = learned
-                        prefix, suffix, start, end, _, reasoning = shape
+                        prefix, suffix, start, end, _, reasoning, _ = shape
                         run = [data]
                         break
                 if run:
@@ -198,8 +215,8 @@ class StreamDecoder:
                     break
                 chunk = self._decode(data)
                 out.append(chunk)
-                if chunk.raw is not None and len(shapes) < _SHAPES:
-                    self._learn(chunk)
+                if len(shapes) < _SHAPES and (chunk.raw is not None or self._renamed):
+                    self._learn(chunk, data)
         except UpstreamError as err:
             if run:
                 out.append(_text_run(run, shape))
@@ -214,6 +231,19 @@ class StreamDecoder:
         """Decode one event payload, or None for the end marker. The fast path: an event
         that is byte for byte a learned shape (`_learn`) but for plain text at the shape's
         place is that text, and goes out as its bytes, unparsed (a `TextRun` of one)."""
+        if self._shapes and (shape := self.passes(data)) is not None:
+            return _text_run([data], shape)
+        if data == DONE:
+            self.done = True
+            return None
+        chunk = self._decode(data)
+        if len(self._shapes) < _SHAPES and (chunk.raw is not None or self._renamed):
+            self._learn(chunk, data)
+        return chunk
+
+    def passes(self, data: bytes) -> Shape | None:
+        """The learned shape `data` takes the fast path by, its text counted (and kept, if
+        reasoning) as `feed` counts it; None when it must be decoded."""
         for learned in self._shapes:
             if data.startswith(learned[0]) and data.endswith(learned[1]):
                 n = len(data) - learned[3]
@@ -221,16 +251,10 @@ class StreamDecoder:
                     self.relayed_chars += n - learned[2]
                     if learned[5]:
                         self._reasoning.append(data[learned[2]:n].decode())
-                    return _text_run([data], learned)
+                    return learned
                 if self._plain_text(data[learned[2]:n], learned[5]):
-                    return _text_run([data], learned)
-        if data == DONE:
-            self.done = True
-            return None
-        chunk = self._decode(data)
-        if chunk.raw is not None and len(self._shapes) < _SHAPES:
-            self._learn(chunk)
-        return chunk
+                    return learned
+        return None
 
     def _plain_text(self, value: bytes, reasoning: bool) -> bool:
         """Whether a learned shape's text bytes are the text as they are (no quote, backslash
@@ -248,7 +272,7 @@ class StreamDecoder:
             self._reasoning.append(text)
         return True
 
-    def _learn(self, chunk: Chunk) -> None:
+    def _learn(self, chunk: Chunk, raw: bytes) -> None:
         """Learn the shape of chunks like this one, which went out unchanged, if it carried only
         one choice's text (content or reasoning): the bytes before its text (the prefix: id,
         model, the choice's index and every other field, up to the opening quote) and after it
@@ -266,7 +290,11 @@ class StreamDecoder:
         is the candidate's bytes but for other plain text, and decodes as the same delta with
         that text, proves it. Why that is proof: a plain text between `":"` and `"` is a whole
         JSON string, a value; the two chunks parse alike but for that one value, and the
-        delta's text changed with it, so it is the delta's text."""
+        delta's text changed with it, so it is the delta's text.
+
+        A chunk whose only change was the model's name (`raw` the upstream's bytes, `native`
+        renamed: a provider's own name often differs from the public one) is learned the same
+        way, with the prefix to send in its place (`_renamed_prefix`)."""
         if len(chunk.deltas) != 1 or chunk.usage is not None:
             return
         delta = chunk.deltas[0]
@@ -276,8 +304,6 @@ class StreamDecoder:
                            else (delta.reasoning, True))
         if not text or (delta.content is not None and reasoning):
             return
-        raw = chunk.raw
-        assert raw is not None
         encoded = text.encode()
         if _NOT_PLAIN.search(encoded) is not None:
             return
@@ -312,9 +338,28 @@ class StreamDecoder:
     def _add_shape(self, prefix: bytes, suffix: bytes, index: int, reasoning: bool) -> None:
         """A proven shape, first in the order shapes are tried: a stream's text comes in
         phases (reasoning, then content), the newest the likeliest."""
-        shape = (prefix, suffix, len(prefix), len(suffix), index, reasoning)
+        renamed = None
+        if self._renamed:
+            renamed = self._renamed_prefix(prefix, suffix)
+            if renamed is None:
+                return
+        shape = (prefix, suffix, len(prefix), len(suffix), index, reasoning, renamed)
         if shape not in self._shapes:
             self._shapes.insert(0, shape)
+
+    def _renamed_prefix(self, prefix: bytes, suffix: bytes) -> bytes | None:
+        """The prefix with the upstream's model name replaced by the public one, when that
+        is unambiguous: no backslash (every quote opens or closes a string), `"model"` once
+        in the envelope, as the key of the upstream's name (so it is the top-level key the
+        full decode renames), and both names plain JSON strings; else None (not learned)."""
+        upstream, public = self._renamed.encode(), self.public_model.encode()
+        key = b'"model":"' + upstream + b'"'
+        if (b"\\" in prefix or b"\\" in suffix or prefix.count(key) != 1
+                or prefix.count(b'"model"') + suffix.count(b'"model"') != 1
+                or _NOT_PLAIN.search(upstream) is not None
+                or _NOT_PLAIN.search(public) is not None):
+            return None
+        return prefix.replace(key, b'"model":"' + public + b'"')
 
     def _decode(self, data: bytes) -> Chunk:
         try:
@@ -330,9 +375,10 @@ class StreamDecoder:
         # Keep the upstream's bytes while nothing changes: a chunk already in the canonical
         # dialect (DeepSeek's own, under the public name) can go out as the bytes that came in.
         changed = False
-        if native.get("model") != self.public_model:
+        model = native.get("model")
+        renamed = model != self.public_model
+        if renamed:
             native["model"] = self.public_model
-            changed = True
         deltas: list[Delta] = []
         choices = native.get("choices")
         if isinstance(choices, list):
@@ -347,8 +393,11 @@ class StreamDecoder:
         if raw_usage:
             usage = self.usage = self.provider.parse_usage(raw_usage)
             changed = True
+        # The upstream's own name for the model, when that was all that changed (`_learn`).
+        self._renamed = model if renamed and not changed and isinstance(model, str) else ""
         # A usage the provider reported becomes OpenAI's shape when a surface reads `native`.
-        return Chunk(deltas, usage, native, None if changed else data, openai_usage=True)
+        return Chunk(deltas, usage, native, None if changed or renamed else data,
+                     openai_usage=True)
 
     def _decode_choice(self, choice: dict[str, Any]) -> tuple[Delta, bool]:
         """Translate one choice's delta in place; True if anything changed. Called per event,

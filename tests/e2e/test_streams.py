@@ -216,3 +216,52 @@ def test_a_client_that_reads_slowly_gets_every_byte_in_order(
     assert "".join(text) == "echo: " + " ".join(words)
     assert stream.endswith(b"data: [DONE]\n\n")
     assert (len(refused) >= 1) == (relay == "pushed")
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_the_pushed_and_pulled_relays_send_the_same_events(
+    make_gateway: GatewayFactory, upstreams: Upstreams, include_usage: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pushed relay writes a read that is one fast-path event as it came, unsplit and
+    unrendered, to a Chat client that gets such events as they are (`StreamRenderer.verbatim`:
+    not one that asked for `include_usage`); the pulled relay decodes and renders every read.
+    Both must send the same events: plain, quoted, escaped and non-ASCII words, in content
+    and in reasoning, one event per read."""
+    from gateway.providers.stream import SSESplitter
+
+    whole: list[bytes] = []
+    one_event = SSESplitter.one_event
+
+    def watched(self: SSESplitter, chunk: bytes) -> bytes | None:
+        event = one_event(self, chunk)
+        if event is not None:
+            whole.append(event)
+        return event
+
+    monkeypatch.setattr(SSESplitter, "one_event", watched)
+    upstreams.deepseek.faults = Faults(chunk_delay_ms=5)  # a read per event
+    words = 'plain words "quoted" back\\slash tab\there naïve 😀 日本 and then plain words again'
+    body: dict[str, object] = {**BODY, "messages": [{"role": "user", "content": words}]}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    sent: dict[str, list[dict[str, object]]] = {}
+    for relay, (yaml, headers) in RELAYS.items():
+        whole.clear()
+        gateway = make_gateway(["deepseek"], yaml=yaml)
+        with gateway.http() as http, http.stream("POST", "/v1/chat/completions", json=body,
+                                                 headers=headers) as r:
+            payloads = sse_payloads(r)
+        assert payloads[-1] == "[DONE]"
+        events = [orjson.loads(p) for p in payloads[:-1]]
+        for event in events:  # the simulator's per-request id and time
+            event.pop("id"), event.pop("created")
+        sent[relay] = events
+        # the verbatim path ran, and only where it may
+        assert (len(whole) >= 10) == (relay == "pushed" and not include_usage), len(whole)
+    assert sent["pushed"] == sent["pulled"]
+    deltas = [choice["delta"] for event in sent["pushed"]
+              for choice in event["choices"]]  # type: ignore[attr-defined]
+    assert "".join(d.get("content") or "" for d in deltas) == "echo: " + words
+    assert "".join(d.get("reasoning_content") or "" for d in deltas) == "thinking about: " + words
+    assert any("usage" in event and event["usage"] for event in sent["pushed"]) == include_usage

@@ -239,9 +239,13 @@ _event = st.one_of(
 )
 
 
-def _native_event(kind: str, text: str) -> bytes:
+# the public name, or a provider's own (the decoder renames it)
+_upstream_model = st.sampled_from(["deepseek-v4-flash", "deepseek-flash"])
+
+
+def _native_event(kind: str, text: str, model: str = "deepseek-v4-flash") -> bytes:
     head = {"id": "b", "object": "chat.completion.chunk", "created": 1767225600,
-            "model": "deepseek-v4-flash"}
+            "model": model}
     choice: dict[str, object] = {"index": 0, "delta": {}, "logprobs": None,
                                  "finish_reason": None}
     if kind in ("content", "reasoning_content"):
@@ -259,9 +263,10 @@ def _native_event(kind: str, text: str) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(events=st.lists(_event, min_size=1, max_size=12), exclude=st.booleans())
+@given(events=st.lists(_event, min_size=1, max_size=12), exclude=st.booleans(),
+       model=_upstream_model)
 def test_the_fast_path_decodes_every_chunk_as_the_full_decode_does(
-    events: list[tuple[str, str]], exclude: bool
+    events: list[tuple[str, str]], exclude: bool, model: str
 ) -> None:
     """One decoder learns shapes and takes its fast path; each chunk is checked against a full
     decode of the same bytes: same deltas, bytes, native form, and the same running state."""
@@ -270,10 +275,13 @@ def test_the_fast_path_decodes_every_chunk_as_the_full_decode_does(
     fast = StreamDecoder(deepseek, "deepseek-v4-flash", thinking)
     full = StreamDecoder(deepseek, "deepseek-v4-flash", thinking)
     for kind, text in events:
-        data = _native_event(kind, text)
+        data = _native_event(kind, text, model)
         got, want = fast.feed(data), full._decode(data)  # full: never takes the fast path
         assert got is not None
-        assert (got.deltas, got.usage, got.raw) == (want.deltas, want.usage, want.raw)
+        assert (got.deltas, got.usage) == (want.deltas, want.usage)
+        # the bytes a Chat client gets: the full decode's own, or its native form's
+        assert got.raw == (want.raw or orjson.dumps(want.native)) or (
+            got.raw is None and want.raw is None)
         assert got.native == want.native
     assert (fast.relayed_chars, fast._reasoning, fast.finished, fast.first_token_at is None,
             fast.usage) == (full.relayed_chars, full._reasoning, full.finished,
@@ -305,8 +313,43 @@ def test_a_compact_chunk_without_escapes_teaches_its_shape_at_once() -> None:
               b',"model":"deepseek-v4-flash","choices":[{"index":0,"delta":{')
     suffix = b'"},"logprobs":null,"finish_reason":null}]}'
     assert decoder._shapes == [
-        (prefix + b'"content":"', suffix, len(prefix) + 11, len(suffix), 0, False),
-        (prefix + b'"reasoning_content":"', suffix, len(prefix) + 21, len(suffix), 0, True)]
+        (prefix + b'"content":"', suffix, len(prefix) + 11, len(suffix), 0, False, None),
+        (prefix + b'"reasoning_content":"', suffix, len(prefix) + 21, len(suffix), 0, True,
+         None)]
+
+
+def test_a_model_the_upstream_names_otherwise_is_learned_with_the_public_name() -> None:
+    """Every provider has its own name for the model (DeepSeek's `deepseek-flash`): a chunk
+    changed only by the rename still teaches its shape, and the fast path sends its events
+    under the public name, as the full decode would."""
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    first = decoder.feed(_native_event("content", "Once", model="deepseek-flash"))
+    assert first is not None and first.raw is None  # rewritten: not relayed as it came
+    second = decoder.feed(_native_event("content", " upon", model="deepseek-flash"))
+    assert isinstance(second, TextRun) and second._native is None  # the fast path
+    assert second.raw == _native_event("content", " upon")  # the public name's bytes
+    assert second.native["model"] == "deepseek-v4-flash"
+    assert second.deltas[0].content == " upon" and decoder.relayed_chars == 9
+    chunks, _ = decoder.feed_batch([_native_event("content", t, model="deepseek-flash")
+                                    for t in (" a", " time")])
+    assert len(chunks) == 1 and chunks[0].raw == b"\n\ndata: ".join(
+        _native_event("content", t) for t in (" a", " time"))
+
+
+@pytest.mark.parametrize("event", [
+    # a second "model" key, nested: which one the rename is for is not plain from the bytes
+    _native_event("content", "one", model="m2").replace(b'"id"', b'"x":{"model":"m2"},"id"'),
+    # spaced: the key is not found as `"model":"m2"`
+    _native_event("content", "one", model="m2").replace(b'"model":"m2"', b'"model": "m2"'),
+    # a backslash in the envelope (learned only from two chunks, never with a rename)
+    _native_event("content", "one", model="m2").replace(b'"id":"b"', b'"id":"b\\u0062"'),
+])
+def test_a_rename_that_is_not_plain_from_the_bytes_is_never_learned(event: bytes) -> None:
+    decoder = StreamDecoder(provider("deepseek"), "deepseek-v4-flash", Thinking(True))
+    for text in (b"one", b"two", b"six", b"ten"):
+        chunk = decoder.feed(event.replace(b"one", text))
+        assert chunk is not None and chunk.native["model"] == "deepseek-v4-flash"
+    assert decoder._shapes == []
 
 
 def _escaped(data: bytes) -> bytes:
@@ -377,10 +420,10 @@ def _variant(data: bytes, envelope: str) -> bytes:
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(st.tuples(_event, _envelope), min_size=1, max_size=14),
        exclude=st.booleans(), reads=st.lists(st.integers(1, 5), min_size=1, max_size=6),
-       wants_usage=st.booleans())
+       wants_usage=st.booleans(), model=_upstream_model)
 def test_batches_decode_and_render_as_the_full_decode_of_each_event(
     events: list[tuple[tuple[str, str], str]], exclude: bool, reads: list[int],
-    wants_usage: bool,
+    wants_usage: bool, model: str,
 ) -> None:
     """Events fed in batches (runs of fast-path events become one TextRun) give the deltas,
     the Chat client's bytes and the running state that a full decode of each event gives."""
@@ -388,7 +431,8 @@ def test_batches_decode_and_render_as_the_full_decode_of_each_event(
     thinking = Thinking(True, exclude=exclude)
     fast = StreamTranslator(deepseek, "deepseek-v4-flash", thinking, wants_usage)
     full = StreamTranslator(deepseek, "deepseek-v4-flash", thinking, wants_usage)
-    datas = [_variant(_native_event(kind, text), envelope) for (kind, text), envelope in events]
+    datas = [_variant(_native_event(kind, text, model), envelope)
+             for (kind, text), envelope in events]
     got_deltas, got_bytes, at = [], b"", 0
     while at < len(datas):
         size = reads[at % len(reads)]

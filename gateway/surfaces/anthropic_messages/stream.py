@@ -62,6 +62,8 @@ def _event(payload: dict[str, Any]) -> bytes:
 class MessagesStream:
     """Per-call state of one streamed answer; implements gateway.core.surface.StreamRenderer."""
 
+    verbatim = False  # every event is rewritten
+
     def __init__(self, call: Call, signer: ThinkingSigner,
                  ping_interval: float | None = 10.0) -> None:
         self.keepalive_interval = ping_interval  # `ping` after this long without a chunk

@@ -53,6 +53,7 @@ class NdjsonStream:
     """Per-call state of one streamed answer; implements gateway.core.surface.StreamRenderer."""
 
     keepalive_interval: float | None = None
+    verbatim = False  # every event is rewritten
 
     def __init__(self, call: Call, clock: Callable[[], int] = time.monotonic_ns) -> None:
         options = options_of(call)

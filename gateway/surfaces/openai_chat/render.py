@@ -24,13 +24,14 @@ class ChatStream:
     upstream, for metering) is shown only to clients that asked for `include_usage`; those
     clients get `usage: null` on every other chunk, as OpenAI sends it."""
 
-    __slots__ = ("_wants_usage",)
+    __slots__ = ("_wants_usage", "verbatim")
 
     keepalive_interval: float | None = None
 
     def __init__(self, call: Call) -> None:
         options = call.options
         self._wants_usage = isinstance(options, ChatOptions) and options.include_usage
+        self.verbatim = not self._wants_usage  # see `chunk`'s first branch
 
     def chunk(self, chunk: Chunk) -> bytes:
         raw = chunk.raw

@@ -80,6 +80,7 @@ class ResponsesStream:
     """Per-call state of one streamed response; implements core.surface.StreamRenderer."""
 
     keepalive_interval: float | None = 15.0
+    verbatim = False  # every event is rewritten
 
     def __init__(self, call: Call, keep: Keep | None = None) -> None:
         self._options = options_of(call)
