@@ -260,3 +260,34 @@ async def test_stop_ends_a_task_that_dropped_its_first_cancel() -> None:
     async with asyncio.timeout(2):
         await stop(task)
     assert task.cancelled()
+
+
+async def test_a_replica_back_first_keeps_counting_the_others_until_they_could_beat(
+    own_redis: OwnRedis
+) -> None:
+    """Redis restarts empty: the first heartbeat after it sees only its own key. Counting 1
+    then made that replica restore and share as if alone (170 of rpm 120 in a minute, in
+    tests/e2e/test_redis_faults.py). The count holds for a heartbeat key's life."""
+    links = [RedisLink(own_redis.url, heartbeat=0.05, probe_interval=0.05) for _ in range(2)]
+    for link in links:
+        link.start()
+    for _ in range(200):
+        if [link.replicas for link in links] == [2, 2]:
+            break
+        await asyncio.sleep(0.01)
+    assert [link.replicas for link in links] == [2, 2]
+    own_redis.stop()
+    await links[1].close()  # never beats again
+    for _ in range(200):
+        if not links[0].up:
+            break
+        await asyncio.sleep(0.01)
+    assert not links[0].up
+    own_redis.start()  # empty
+    await wait_until_up(links[0])
+    await asyncio.sleep(0.3)  # several heartbeats, each seeing one key
+    assert links[0].replicas == 2
+    await asyncio.sleep(1.0)  # a key's life (1 s) since it came back: the count is whole
+    assert links[0].replicas == 1
+    await links[0].close()
+
