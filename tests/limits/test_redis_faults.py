@@ -291,3 +291,19 @@ async def test_a_replica_back_first_keeps_counting_the_others_until_they_could_b
     assert links[0].replicas == 1
     await links[0].close()
 
+
+async def test_a_refusal_is_a_count_seen(own_redis: OwnRedis) -> None:
+    """a last admitted at 2 of rpm 10, b used the rest, Redis refused a and died: a goes on
+    from the 10 it was refused at, not from 2 (it admitted 4 more, and both replicas did so,
+    156 of rpm 120 in a minute in tests/e2e/test_redis_faults.py)."""
+    clock = Clock()
+    links = [RedisLink(own_redis.url, timeout=0.2, replicas=2) for _ in range(2)]
+    a, b = RateLimiter(links[0], clock=clock), RateLimiter(links[1], clock=clock)
+    limit = Limit(subject(), rpm=10)
+    assert sum([(await a.admit([limit])).allowed for _ in range(2)]) == 2
+    assert sum([(await b.admit([limit])).allowed for _ in range(8)]) == 8
+    assert not (await a.admit([limit])).allowed
+    own_redis.stop()
+    assert sum([(await a.admit([limit])).allowed for _ in range(10)]) == 0
+    for link in links:
+        await link.close()
