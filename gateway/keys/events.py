@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from gateway.limits.redislink import FAILURES, RedisLink
+from gateway.limits.redislink import FAILURES, RedisLink, stop
 
 log = logging.getLogger("gateway.keys")
 
@@ -40,10 +40,7 @@ class KeyEvents:
         self._task = asyncio.get_running_loop().create_task(self._listen(), name="key-events")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await stop(self._task)
         if self._owns_link:
             await self._link.close()
 

@@ -34,25 +34,30 @@ _PREFIX = "switchyard:rl:"
 # KEYS: per limit, its request counter then its token counter (this window).
 # ARGV: window ttl, then per limit: rpm, tpm (0 = no limit).
 # Returns: {allowed (1/0), index of the refusing limit (1-based, 0 if none), kind
-# (1 requests, 2 tokens), then per limit: requests used, tokens used}.
+# (1 requests, 2 tokens), then per limit: requests used, tokens used}: the counts after this
+# request when admitted, as they are when refused (a refusal is a count seen too: local
+# counting after it must not start from an older one).
 _ADMIT = """
 local ttl = tonumber(ARGV[1])
 local n = #KEYS / 2
 local used = {}
+local refused, kind = 0, 0
 for i = 1, n do
   local req = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local tok = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   local rpm, tpm = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  if rpm > 0 and req + 1 > rpm then return {0, i, 1} end
-  if tpm > 0 and tok >= tpm then return {0, i, 2} end
-  used[2 * i - 1] = req + 1
+  if refused == 0 and rpm > 0 and req + 1 > rpm then refused, kind = i, 1 end
+  if refused == 0 and tpm > 0 and tok >= tpm then refused, kind = i, 2 end
+  used[2 * i - 1] = req
   used[2 * i] = tok
 end
-for i = 1, n do
-  redis.call('INCR', KEYS[2 * i - 1])
-  redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
+if refused == 0 then
+  for i = 1, n do
+    used[2 * i - 1] = redis.call('INCR', KEYS[2 * i - 1])
+    redis.call('EXPIRE', KEYS[2 * i - 1], ttl)
+  end
 end
-local out = {1, 0, 0}
+local out = {refused == 0 and 1 or 0, refused, kind}
 for i = 1, #used do out[#out + 1] = used[i] end
 return out
 """
@@ -183,11 +188,12 @@ class RateLimiter:
             return None
         values = [int(v) for v in raw]
         used = values[3:]
-        if used:
-            self._roll_local(window)
-            self._local.clear()  # Redis is the count again; local counting restarts from it
-            for name, count in zip(keys, used, strict=True):
-                self._seen[name] = count
+        self._roll_local(window)
+        self._local.clear()  # Redis is the count again; local counting restarts from it
+        for name, count in zip(keys, used, strict=True):
+            self._seen[name] = count  # refused too: once only admits updated it, a process
+            # whose requests Redis refused went local from an older count and admitted
+            # again what the others had used (156 of rpm 120 in a minute, under load)
         return bool(values[0]), values[1], values[2], used
 
     async def _restore(self) -> None:

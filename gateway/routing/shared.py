@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from gateway.limits.redislink import FAILURES, RedisLink
+from gateway.limits.redislink import FAILURES, RedisLink, stop
 from gateway.routing.health import HealthBoard
 
 log = logging.getLogger("gateway.health")
@@ -106,9 +106,7 @@ class SharedHealth:
         self._task = asyncio.create_task(self._run(), name="shared-health")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop(self._task)
         await self.sync()
         if self._owns_link:
             await self._link.close()
