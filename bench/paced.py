@@ -55,9 +55,10 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+def _chunk(delta: dict[str, Any], finish: str | None = None,
+           model: str = "deepseek-v4-flash") -> dict[str, Any]:
     return {"id": "paced", "object": "chat.completion.chunk", "created": 1767225600,
-            "model": "deepseek-v4-flash",
+            "model": model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
 
@@ -100,20 +101,21 @@ class Ticker:
     stream keeps the slot it started in (N smaller bursts), as independent streams arrive
     from a real provider."""
 
-    def __init__(self, chunks: int, interval: float, spread: int = 1) -> None:
+    def __init__(self, chunks: int, interval: float, spread: int = 1,
+                 model: str = "deepseek-v4-flash") -> None:
         self.interval = interval
         self.chunks = chunks
         self.slots: list[dict[PacedUpstream, int]] = [{} for _ in range(spread)]
         self.slot = 0  # the slot the ticker is at: a new stream joins it
         self.head = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                      b"transfer-encoding: chunked\r\n\r\n"
-                     + _event(_chunk({"role": "assistant", "content": None}))
-                     + _event(_chunk({"content": "Once"})))
-        self.piece = _event(_chunk({"content": " upon"}))
+                     + _event(_chunk({"role": "assistant", "content": None}, model=model))
+                     + _event(_chunk({"content": "Once"}, model=model)))
+        self.piece = _event(_chunk({"content": " upon"}, model=model))
         usage = {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks,
                  "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": 12}
-        self.tail = (_event(_chunk({}, "stop"))
-                     + _event({**_chunk({}), "choices": [], "usage": usage})
+        self.tail = (_event(_chunk({}, "stop", model))
+                     + _event({**_chunk({}, model=model), "choices": [], "usage": usage})
                      + b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
 
     def start(self, stream: PacedUpstream) -> None:
@@ -150,9 +152,10 @@ class Ticker:
         loop.call_at(start + step_seconds, step)
 
 
-async def serve_upstream(port: int, chunks: int, interval: float, spread: int) -> None:
+async def serve_upstream(port: int, chunks: int, interval: float, spread: int,
+                         model: str) -> None:
     loop = asyncio.get_running_loop()
-    ticker = Ticker(chunks, interval, spread)
+    ticker = Ticker(chunks, interval, spread, model)
     ticker.run(loop)
     server = await loop.create_server(lambda: PacedUpstream(ticker), "127.0.0.1", port,
                                       backlog=4096)
@@ -338,6 +341,9 @@ def report(results: list[Result], opts: argparse.Namespace, facts: dict[str, str
         f"{opts.interval * 1000:g} ms; offered {offered:,.0f} chunks/s; "
         + ("every stream's chunk in one burst per interval (--spread 1)" if opts.spread == 1
            else f"chunks spread over {opts.spread} slots per interval (--spread {opts.spread})"),
+        f"- the upstream names the model `{opts.upstream_model}`"
+        + ("" if opts.upstream_model == "deepseek-v4-flash"
+           else " (the gateway renames it to the public deepseek-v4-flash in every chunk)"),
         f"- window: {results[0].window_s:.1f} s per target, after every stream started",
         "", "## Results", "",
         "| target | chunks/s relayed | of offered | of direct | TTFT p50 / p99 ms | TTFT added "
@@ -394,10 +400,11 @@ def main(argv: list[str]) -> int:
         p.add_argument("--chunks", type=int, default=200)
         p.add_argument("--interval", type=float, default=0.02)
         p.add_argument("--spread", type=int, default=1)
+        p.add_argument("--upstream-model", default="deepseek-v4-flash")
         a = p.parse_args(argv)
         _raise_fd_limit()
         _uvloop()
-        asyncio.run(serve_upstream(a.port, a.chunks, a.interval, a.spread))
+        asyncio.run(serve_upstream(a.port, a.chunks, a.interval, a.spread, a.upstream_model))
         return 0
     if argv and argv[0] == "drive":
         p = argparse.ArgumentParser()
@@ -426,6 +433,10 @@ def orchestrate(argv: list[str]) -> int:
     p.add_argument("--chunks", type=int, default=200)
     p.add_argument("--interval", type=float, default=0.02)
     p.add_argument("--seconds", type=float, default=20.0, help="measured window per target")
+    p.add_argument("--upstream-model", default="deepseek-v4-flash",
+                   help="the model's name in the upstream's events; another name than the "
+                   "public deepseek-v4-flash (a provider's own, e.g. deepseek-flash) makes the "
+                   "gateway rename it in every chunk, as with the real providers")
     p.add_argument("--spread", type=int, default=1,
                    help="slots per interval the upstream's chunks are spread over: 1 (default) "
                    "sends every stream's chunk in one burst per interval; 20 sends 1/20 of them "
@@ -458,7 +469,8 @@ def orchestrate(argv: list[str]) -> int:
                                                 "upstream", "--port", str(port), "--chunks",
                                                 str(opts.chunks), "--interval",
                                                 str(opts.interval), "--spread",
-                                                str(opts.spread)])
+                                                str(opts.spread), "--upstream-model",
+                                                opts.upstream_model])
         run.wait_ready(upstream, port, None)
         base = f"http://127.0.0.1:{port}"
         targets = opts.targets.split(",")
