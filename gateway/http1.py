@@ -488,11 +488,8 @@ class Response:
         data = held[0] if len(held) == 1 else b"".join(held)
         held.clear()
         sink = self._sink
-        if sink is None:  # not reached: pieces are held only while a sink is set
-            self._chunks.append(data)
-            self._buffered += len(data)
-            self._wake()
-        elif not sink(data):  # taken, but the sink wants its caller back
+        assert sink is not None  # pieces are held only while a sink is set
+        if not sink(data):  # taken, but the sink wants its caller back
             self._sink = None
             self._wake()
 
