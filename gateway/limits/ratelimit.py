@@ -13,7 +13,9 @@ through only its share of what was left: `(limit - seen) / replicas`, the live r
 counted through Redis, so a key gets about its limit across the cluster, not one per process. When
 Redis returns, what each process counted meanwhile is added to it, and the counter is lifted to
 at least the count last seen plus every replica's share (a Redis restarted empty lost the
-counts, and the other replicas may not be back yet), so the minute does not start over.
+counts, and the other replicas may not be back yet), so the minute does not start over. A
+Redis that restarted empty between two heartbeats was never seen down; a counter it answers
+lower than this process last saw it is lifted back the same way (`_lift`).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class RateLimiter:
         # The last counts Redis reported this window: where local counting starts from.
         self._seen: dict[str, int] = {}
         self._away = False  # counted in-process since Redis last answered: restore first
+        self._lost_logged = -1  # the window whose lost counters were last logged
 
     async def close(self) -> None:
         if self._link is not None and self._owns_link:
@@ -190,11 +193,40 @@ class RateLimiter:
         used = values[3:]
         self._roll_local(window)
         self._local.clear()  # Redis is the count again; local counting restarts from it
+        lost = [i for i, (name, count) in enumerate(zip(keys, used, strict=True))
+                if count < self._seen.get(name, 0)]
+        if lost:
+            used = await self._lift(keys, used, lost, window)
         for name, count in zip(keys, used, strict=True):
             self._seen[name] = count  # refused too: once only admits updated it, a process
             # whose requests Redis refused went local from an older count and admitted
             # again what the others had used (156 of rpm 120 in a minute, under load)
         return bool(values[0]), values[1], values[2], used
+
+    async def _lift(self, keys: list[str], used: list[int], lost: list[int],
+                    window: int) -> list[int]:
+        """Counters lower than this process last saw them this window: Redis lost them (it
+        restarted empty, or was flushed, between two heartbeats, so it never looked down).
+        Without this the minute started over and a key got up to twice its limit. Each lost
+        counter is lifted to at least what was seen plus what was counted since the loss;
+        every process does the same on its next request, and the highest stands."""
+        assert self._restore_script is not None and self._link is not None
+        names = [keys[i] for i in lost]
+        lifted = list(used)
+        args: list[int] = [2 * WINDOW_SECONDS]
+        for i in lost:
+            lifted[i] = self._seen[keys[i]] + used[i]
+            args += [0, lifted[i]]
+        if self._lost_logged != window:  # once a minute, not once per key
+            self._lost_logged = window
+            log.warning("Redis lost rate-limit counters of this minute (restarted or flushed "
+                        "between heartbeats); they carry on from the counts last seen")
+        try:
+            async with self._link.deadline():
+                await self._restore_script(keys=names, args=args)
+        except FAILURES as exc:
+            self._link.failed(exc, "restoring rate-limit counters")
+        return lifted
 
     async def _restore(self) -> None:
         """Redis is back: add what was counted here meanwhile to this window's counters, and
