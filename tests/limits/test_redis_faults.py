@@ -6,7 +6,6 @@ process taking its share of what was left."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -21,7 +20,7 @@ import pytest
 from gateway.keys.principal import Budget
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import Limit, RateLimiter
-from gateway.limits.redislink import RedisLink, stop
+from gateway.limits.redislink import RedisLink
 from tests.frozen import Freezable
 from tests.limits.test_ratelimit import Clock
 
@@ -256,21 +255,6 @@ async def test_a_limit_spent_before_redis_died_stays_spent_when_it_returns_empty
     await wait_until_up(link)
     assert sum([(await limiter.admit([limit])).allowed for _ in range(15)]) == 0
     await link.close()
-
-
-async def test_stop_ends_a_task_that_dropped_its_first_cancel() -> None:
-    """What redis-py's wait_for does on Python 3.11 when the cancel meets a finished write
-    (RedisLink.close() then waited forever): stop() cancels again until the task ends."""
-    async def drops_one_cancel() -> None:
-        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for does
-            await asyncio.sleep(3600)
-        await asyncio.sleep(3600)
-
-    task = asyncio.create_task(drops_one_cancel())
-    await asyncio.sleep(0)
-    async with asyncio.timeout(2):
-        await stop(task)
-    assert task.cancelled()
 
 
 async def test_a_replica_back_first_keeps_counting_the_others_until_they_could_beat(
