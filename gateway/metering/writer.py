@@ -173,6 +173,9 @@ class MeteringWriter:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+            # Cancelled here or with the writer (whose cancel reaches the insert it awaits):
+            # neither stored nor spooled. Ended on its own: it spooled what it did not store.
+            if not task.done() or task.cancelled():
                 self.spool.append(rows)
                 self._settled(segments)
             self._inflight = None
