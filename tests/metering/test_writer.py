@@ -293,3 +293,36 @@ async def test_close_after_the_drain_time_spools_the_batch_cut_short(tmp_path: P
     awaits it): its rows go to the spool (if they did commit, their ids dedupe), not nowhere."""
     writer = await close_with_a_batch_in_flight(tmp_path, stubborn=False)
     assert writer.spooled_rows == 5
+
+
+async def test_close_after_the_drain_time_ends_when_the_insert_loses_a_cancel(
+    tmp_path: Path
+) -> None:
+    """Cancelled once, the writer (through the insert it awaits) went on: close() waited
+    forever."""
+    writer = await close_with_a_batch_in_flight(tmp_path, stubborn=True)
+    assert writer.spooled_rows == 5
+
+
+async def test_close_ends_when_a_helper_task_loses_its_first_cancel(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The retention pruner (or the rollup backfill), cancelled once and awaited: one that
+    lost that cancel kept close(), and the gateway's shutdown, waiting forever."""
+    import gateway.metering.writer as writer_module
+
+    running = asyncio.Event()
+
+    async def retention(*_: object) -> None:
+        running.set()
+        await drops_one_cancel()
+
+    monkeypatch.setattr(writer_module, "run_retention", retention)
+    writer, _ = make(tmp_path, retention_days=30)
+    await writer.start()
+    writer.record(event(1))
+    async with asyncio.timeout(30):
+        await running.wait()
+    async with asyncio.timeout(30):  # far beyond stop()'s 5 s
+        await writer.close()
+    assert [r[1] for r in stored(tmp_path)] == [1]
