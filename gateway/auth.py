@@ -184,7 +184,10 @@ class KeyAuthenticator:
         if self._database_slow:
             return known
         try:
-            return await asyncio.wait_for(asyncio.shield(pending), REVALIDATE_WAIT)
+            # Not wait_for: on Python 3.11 it drops a cancel (a hang-up, the drain's cut) that
+            # lands as the lookup answers, and the request went on (gateway/tasks.py).
+            async with asyncio.timeout(REVALIDATE_WAIT):
+                return await asyncio.shield(pending)
         except TimeoutError:  # the lookup goes on; this request does not wait for it
             self._database_slow = True
             return known

@@ -12,7 +12,7 @@ metered. Reasoning calls run for minutes, so the gateway takes both signals firs
 2. calls in flight run to completion, up to `drain_seconds`;
 3. at the deadline each remaining call is cancelled *as a shutdown*: the pipeline turns that
    into the surface's error (a stream's error event, or an error response) and a usage event
-   with status `shutdown`;
+   with status `shutdown`; a call that lost that cancel (gateway/tasks.py) is cut again;
 4. then uvicorn's own handler runs (a second signal runs it at once).
 """
 
@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.tasks import RECANCEL
 
 log = logging.getLogger("gateway")
 
@@ -51,6 +52,8 @@ class Drain:
         self.draining = False  # no new calls: /readyz 503, new requests 503
         self.cutting = False  # the deadline passed: a cancellation of a call is a shutdown cut
         self._calls: set[asyncio.Task[Any]] = set()
+        # The calls cut at the deadline that have not taken their cut yet: cancels sent each.
+        self._cuts: dict[asyncio.Task[Any], int] = {}
         self._idle: asyncio.Event | None = None
 
     @property
@@ -66,6 +69,7 @@ class Drain:
     def leave(self, task: asyncio.Task[Any] | None) -> None:
         if task is not None:
             self._calls.discard(task)
+            self._cuts.pop(task, None)
         if not self._calls and self._idle is not None:
             self._idle.set()
 
@@ -88,13 +92,18 @@ class Drain:
         if not self.cutting:
             return False
         task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            task.uncancel()
+        if task is not None:
+            # Every cut it was sent (more than one when one was lost): none may linger.
+            for _ in range(max(1, self._cuts.pop(task, 0))):
+                if task.cancelling():
+                    task.uncancel()
         return True
 
     async def run(self) -> None:
         """Stop taking calls, wait for those in flight up to the deadline, cut the rest and
-        give them `cut_grace` to send their errors and be metered."""
+        give them `cut_grace` to send their errors and be metered. A call is cut again until
+        it takes its cut: asyncio.wait_for on Python 3.11 can lose a cancel (gateway/tasks.py),
+        and a call that lost it ran on past the drain."""
         self.draining = True
         self._idle = asyncio.Event()
         if not self._calls:
@@ -110,13 +119,23 @@ class Drain:
         log.warning("drain time (%g s) is over: cutting %d calls still running",
                     self.seconds, len(self._calls))
         self.cutting = True
-        for task in list(self._calls):
-            task.cancel()
+        self._cuts = dict.fromkeys(self._calls, 0)  # not the refusals sent from now on
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cut_grace
+        idle = asyncio.ensure_future(self._idle.wait())
         try:
-            await asyncio.wait_for(self._idle.wait(), self.cut_grace)
-        except TimeoutError:
-            log.warning("%d calls did not end within %g s of being cut",
-                        len(self._calls), self.cut_grace)
+            while not idle.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning("%d calls did not end within %g s of being cut",
+                                len(self._calls), self.cut_grace)
+                    return
+                for task in list(self._cuts):  # cut, and cut again until it takes it
+                    self._cuts[task] += 1
+                    task.cancel()
+                await asyncio.wait({idle}, timeout=min(RECANCEL, left))
+        finally:
+            idle.cancel()
 
 
 SignalHandler = Callable[[int, FrameType | None], Any]

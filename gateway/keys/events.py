@@ -16,7 +16,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from gateway.limits.redislink import FAILURES, RedisLink, stop
+from gateway.limits.redislink import FAILURES, RedisLink
+from gateway.tasks import stop
 
 log = logging.getLogger("gateway.keys")
 

@@ -23,38 +23,16 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
+
+from gateway.tasks import stop
 
 log = logging.getLogger("gateway.redis")
 
 _REPLICA_PREFIX = "switchyard:replica:"
 FAILURES = (RedisError, OSError, TimeoutError)
-_RECANCEL = 0.05  # how often stop() cancels a task again that has not ended yet
-
-
-async def stop(task: asyncio.Task[Any] | None, within: float = 5.0) -> None:
-    """Cancel `task` and wait for its end, cancelling it again while it runs. One cancel is
-    not enough: redis-py writes through asyncio.wait_for, which on Python 3.11 drops a
-    cancellation that arrives as the write completes (CPython gh-86296), so a task cancelled
-    once went on, and its closer waited forever (a test hung until pytest's timeout). Gives
-    up after `within` seconds, logged, rather than hang a shutdown."""
-    if task is None:
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not task.done():
-        left = deadline - loop.time()
-        if left <= 0:
-            log.warning("task %s did not stop within %.1f s; left running",
-                        task.get_name(), within)
-            return
-        task.cancel()
-        await asyncio.wait({task}, timeout=min(_RECANCEL, left))
-    if not task.cancelled():
-        task.exception()  # retrieved: its error, if any, was handled where it was raised
 
 
 class RedisLink:
@@ -147,7 +125,7 @@ class RedisLink:
         while True:
             if self.up:
                 await self._beat()
-                with contextlib.suppress(TimeoutError):  # not wait_for: see stop()
+                with contextlib.suppress(TimeoutError):  # not wait_for: see gateway/tasks.py
                     async with asyncio.timeout(self._heartbeat):
                         await self._went_down.wait()
             else:

@@ -34,6 +34,7 @@ from gateway.metering.prices import PriceBook
 from gateway.metering.retention import run_retention
 from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
+from gateway.tasks import stop
 from gateway.usage import UsageEvent
 
 log = logging.getLogger("gateway.metering")
@@ -156,23 +157,22 @@ class MeteringWriter:
         if self._closed:
             return
         self._closing = True
-        for helper in (self._backfill, self._pruner):
-            if helper is not None:
-                helper.cancel()
-                await asyncio.gather(helper, return_exceptions=True)
+        for helper in (self._backfill, self._pruner):  # stop(): one cancel may be lost
+            await stop(helper)
         if self._task is not None:
             self._has_rows.set()  # wake the task
             self._batch_ready.set()
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
             except Exception:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+                await stop(self._task)
         if self._inflight is not None:  # cut short: spool it (if it did commit, ids dedupe)
             task, rows, segments = self._inflight
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await stop(task)
+            # Cancelled (here, or with the writer, whose cancel reaches the insert it awaits)
+            # or left running: not stored nor spooled yet. Ended on its own: it spooled what
+            # it did not store.
+            if not task.done() or task.cancelled():
                 self.spool.append(rows)
                 self._settled(segments)
             self._inflight = None

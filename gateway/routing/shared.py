@@ -18,8 +18,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from gateway.limits.redislink import FAILURES, RedisLink, stop
+from gateway.limits.redislink import FAILURES, RedisLink
 from gateway.routing.health import HealthBoard
+from gateway.tasks import stop
 
 log = logging.getLogger("gateway.health")
 

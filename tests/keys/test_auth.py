@@ -234,6 +234,41 @@ async def test_once_the_database_is_known_slow_known_keys_do_not_wait_at_all() -
         await auth.authenticate(bearer(first), None, None)
 
 
+async def test_a_request_cancelled_as_its_re_lookup_answers_stays_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hang-up or the drain's cut that lands as the re-lookup answers: wait_for on Python
+    3.11 returned the lookup's answer instead (CPython gh-86296) and the request went on."""
+    import gateway.auth as auth_module
+
+    monkeypatch.setattr(auth_module, "REVALIDATE_WAIT", 60)  # the answer decides, not time
+    auth, store, clock = make()
+    raw = store.add()
+    await auth.authenticate(bearer(raw), None, None)
+    clock.now += TTL_LOCAL + 1  # due for its re-lookup
+    answer = asyncio.Event()
+    lookup = store.lookup
+
+    async def answers_when_told(key_hash: str) -> tuple[KeyRecord, TeamRecord | None] | None:
+        await answer.wait()
+        return await lookup(key_hash)
+
+    store.lookup = answers_when_told  # type: ignore[method-assign]
+    request = asyncio.create_task(auth.authenticate(bearer(raw), None, None))
+    key_hash = tokens.hash_key(raw)
+    for _ in range(100):
+        if key_hash in auth._pending:
+            break
+        await asyncio.sleep(0)
+    pending = auth._pending[key_hash]  # the request waits on it now
+    pending.add_done_callback(lambda _: request.cancel())  # cancelled as it answers
+    answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(30):
+            await request
+    assert request.cancelled()
+
+
 async def test_a_revocation_is_seen_when_the_database_answers_in_time() -> None:
     auth, store, clock = make()
     raw = store.add()

@@ -3,6 +3,7 @@ in order after an outage, stores each row once, adopts spools left by dead proce
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.metering.rows import build_row
 from gateway.metering.spool import Spool
 from gateway.metering.writer import MeteringWriter
 from gateway.usage import Usage, UsageEvent
+from tests.stubborn import drops_one_cancel
 
 PRICES = PriceBook.load()
 
@@ -248,3 +250,79 @@ async def test_rows_that_trickle_in_are_batched_without_a_wake_up_per_row(
     assert batches[1] == 10 and inserted_at[1] - started < 0.25
     await writer.close()
     assert sorted(r[1] for r in stored(tmp_path)) == list(range(16))
+
+
+
+class HungStore(FlakyStore):
+    """A database that never answers an insert; with `stubborn`, the insert also loses its
+    first cancel (what wait_for can make it do on Python 3.11)."""
+
+    stubborn = False
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.inserting = asyncio.Event()
+
+    async def insert(self, rows: Sequence[dict[str, Any]],
+                     prices: PriceBook | None = None) -> int:
+        self.inserting.set()
+        if self.stubborn:
+            await drops_one_cancel()
+        await asyncio.Event().wait()
+        return 0
+
+
+async def close_with_a_batch_in_flight(tmp_path: Path, stubborn: bool) -> MeteringWriter:
+    """Five rows in an insert that hangs, then close() with a short drain time."""
+    store = HungStore(async_url(None, tmp_path / "usage.db"))
+    store.stubborn = stubborn
+    writer = MeteringWriter(store, Spool(tmp_path / "spool"), PRICES, flush_interval=0.01,
+                            insert_timeout=60)
+    await writer.start()
+    for i in range(5):
+        writer.record(event(i))
+    async with asyncio.timeout(30):
+        await store.inserting.wait()
+    async with asyncio.timeout(30):  # far beyond what close() may take
+        await writer.close(drain_seconds=0.2)
+    return writer
+
+
+async def test_close_after_the_drain_time_spools_the_batch_cut_short(tmp_path: Path) -> None:
+    """The insert in flight when the drain time runs out is cancelled with the writer (which
+    awaits it): its rows go to the spool (if they did commit, their ids dedupe), not nowhere."""
+    writer = await close_with_a_batch_in_flight(tmp_path, stubborn=False)
+    assert writer.spooled_rows == 5
+
+
+async def test_close_after_the_drain_time_ends_when_the_insert_loses_a_cancel(
+    tmp_path: Path
+) -> None:
+    """Cancelled once, the writer (through the insert it awaits) went on: close() waited
+    forever."""
+    writer = await close_with_a_batch_in_flight(tmp_path, stubborn=True)
+    assert writer.spooled_rows == 5
+
+
+async def test_close_ends_when_a_helper_task_loses_its_first_cancel(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The retention pruner (or the rollup backfill), cancelled once and awaited: one that
+    lost that cancel kept close(), and the gateway's shutdown, waiting forever."""
+    import gateway.metering.writer as writer_module
+
+    running = asyncio.Event()
+
+    async def retention(*_: object) -> None:
+        running.set()
+        await drops_one_cancel()
+
+    monkeypatch.setattr(writer_module, "run_retention", retention)
+    writer, _ = make(tmp_path, retention_days=30)
+    await writer.start()
+    writer.record(event(1))
+    async with asyncio.timeout(30):
+        await running.wait()
+    async with asyncio.timeout(30):  # far beyond stop()'s 5 s
+        await writer.close()
+    assert [r[1] for r in stored(tmp_path)] == [1]

@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.db.store import UsageStore
 from gateway.db.tables import responses
 from gateway.keys.records import utc
+from gateway.tasks import stop
 
 log = logging.getLogger("gateway.responses")
 
@@ -164,9 +165,7 @@ class Pruner:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await stop(task)  # not one cancel and a wait: a prune may lose that cancel
 
     async def _run(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from gateway.db.engine import async_url, create_engine
 from gateway.db.store import UsageStore
 from gateway.surfaces.openai_responses.store import Pruner, ResponseStore, StoredResponse
 from tests.db import pg
+from tests.stubborn import drops_one_cancel
 
 pg_database = pg.pg_database
 
@@ -187,3 +188,16 @@ async def test_migration_0004_creates_and_drops_the_table(tmp_path: Path) -> Non
             assert "usage" in await conn.run_sync(tables)
     finally:
         await engine.dispose()
+
+
+async def test_closing_the_pruner_ends_a_prune_that_lost_its_cancel() -> None:
+    class Stubborn:
+        async def prune(self) -> int:
+            await drops_one_cancel()
+            return 0
+
+    pruner = Pruner(Stubborn(), interval=60)  # type: ignore[arg-type]
+    pruner.start()
+    await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):
+        await pruner.close()
