@@ -12,9 +12,12 @@ while Redis is known to be down, and the request path gives Redis `request_timeo
 its deadline makes the request path skip Redis (`usable` is false) while one ping, with the
 full `timeout`, tells a hung Redis (down, logged) from a busy one (used again, silently).
 
-While up, every process keeps a heartbeat key (`switchyard:replica:<id>`, expiring) and
-counts the live ones: `replicas` is the last count seen, which is what local limits divide by
-when Redis goes away (unless the config fixes it).
+While up, every process beats once a heartbeat: one script puts its id in a sorted set
+(`switchyard:replicas`, scored by when the beat runs out, on Redis's clock), drops the beats
+that ran out and counts the rest. `replicas` is the last count seen, which is what local
+limits divide by when Redis goes away (unless the config fixes it). It was a key per process
+counted with SCAN: every process walked the whole keyspace every second, a round trip per 500
+keys, and the rate-limit counters alone are two keys per limit and minute.
 """
 
 from __future__ import annotations
@@ -31,7 +34,18 @@ from gateway.tasks import stop
 
 log = logging.getLogger("gateway.redis")
 
-_REPLICA_PREFIX = "switchyard:replica:"
+_REPLICAS = "switchyard:replicas"
+# KEYS: the replica set. ARGV: this replica's id, seconds its beat lives. Returns the replicas
+# whose beat has not run out, this one included.
+_BEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local life = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + life, ARGV[1])
+redis.call('EXPIRE', KEYS[1], life)
+return redis.call('ZCARD', KEYS[1])
+"""
 FAILURES = (RedisError, OSError, TimeoutError)
 
 
@@ -41,6 +55,7 @@ class RedisLink:
                  request_timeout: float = 0.03) -> None:
         self.client = redis.from_url(url, socket_timeout=timeout,
                                      socket_connect_timeout=timeout)
+        self._beat_script = self.client.register_script(_BEAT)
         self.up = True
         self.request_timeout = request_timeout
         self._checking: asyncio.Task[None] | None = None  # the ping after a missed deadline
@@ -85,7 +100,7 @@ class RedisLink:
         if self.up:
             with contextlib.suppress(*FAILURES):
                 async with asyncio.timeout(0.5):
-                    await self.client.delete(_REPLICA_PREFIX + self._id)
+                    await self.client.zrem(_REPLICAS, self._id)
         await self.client.aclose()
 
     def failed(self, exc: BaseException, what: str) -> None:
@@ -146,15 +161,13 @@ class RedisLink:
 
     async def _beat(self) -> None:
         try:
-            await self.client.set(_REPLICA_PREFIX + self._id, "1", ex=self._key_life)
-            count = 0
-            async for _ in self.client.scan_iter(match=_REPLICA_PREFIX + "*", count=500):
-                count += 1
+            count = int(await self._beat_script(keys=[_REPLICAS], args=[self._id,
+                                                                         self._beat_life]))
         except FAILURES as exc:
             self.failed(exc, "sending the heartbeat")
             return
         if (self._back_at is not None
-                and asyncio.get_running_loop().time() - self._back_at < self._key_life):
+                and asyncio.get_running_loop().time() - self._back_at < self._beat_life):
             # Just back (Redis restarted empty): the others may not have beaten yet. A count
             # of 1 then made the replica back first restore and share as if alone (a key
             # admitted 170 of rpm 120 in tests/e2e/test_redis_faults.py under load).
@@ -162,6 +175,6 @@ class RedisLink:
         self._seen_replicas = max(1, count)
 
     @property
-    def _key_life(self) -> int:
-        """Seconds a heartbeat key lives: a count is whole once every replica beat since."""
+    def _beat_life(self) -> int:
+        """Seconds a beat counts for: a count is whole once every replica beat since."""
         return max(1, int(self._heartbeat * 3))

@@ -18,11 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 
 from gateway.keys.principal import Budget
 from gateway.limits.budget import BudgetTracker
 from gateway.limits.ratelimit import Limit, RateLimiter
 from gateway.limits.redislink import RedisLink
+from gateway.tasks import stop
 from tests.frozen import Freezable
 from tests.limits.test_ratelimit import Clock
 
@@ -173,6 +175,48 @@ async def test_replicas_are_counted_through_heartbeats(open_link: OpenLink) -> N
     assert [link.replicas for link in links] == [3, 3, 3]
 
 
+async def test_a_heartbeat_does_not_walk_the_keyspace(
+    own_redis: OwnRedis, open_link: OpenLink
+) -> None:
+    """Each beat was a SCAN over every key, a round trip per 500, in every process every
+    second; a Redis holding rate-limit counters has many. Now it is one script."""
+    client = redis.from_url(own_redis.url)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for i in range(20_000):
+                pipe.set(f"switchyard:rl:key:k{i}:req:1", 1)
+            await pipe.execute()
+        await client.config_resetstat()
+        links = [open_link(heartbeat=0.05) for _ in range(2)]
+        for link in links:
+            link.start()
+        await asyncio.sleep(0.4)
+        assert [link.replicas for link in links] == [2, 2]
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    assert not [name for name in stats if "scan" in name]
+    assert stats["cmdstat_evalsha"]["calls"] >= 8  # both beat every 50 ms
+
+
+async def test_a_replica_that_stopped_beating_drops_out_of_the_count(
+    open_link: OpenLink,
+) -> None:
+    """Killed, it never takes its beat back: the others stop counting it once it runs out
+    (a heartbeat's life, 1 s here), and one that closes leaves at once."""
+    links = [open_link(heartbeat=0.05) for _ in range(3)]
+    for link in links:
+        link.start()
+    await asyncio.sleep(0.3)
+    assert [link.replicas for link in links] == [3, 3, 3]
+    await stop(links[2]._task)  # as if killed: no goodbye
+    await links[1].close()
+    await asyncio.sleep(0.3)
+    assert links[0].replicas == 2  # the closed one left; the killed one still counts
+    await asyncio.sleep(1.0)
+    assert links[0].replicas == 1
+
+
 async def test_budget_spend_goes_on_from_redis_and_catches_up_when_it_returns(
     own_redis: OwnRedis, open_link: OpenLink
 ) -> None:
@@ -273,7 +317,7 @@ async def test_a_replica_back_first_keeps_counting_the_others_until_they_could_b
 ) -> None:
     """Redis restarts empty: the first heartbeat after it sees only its own key. Counting 1
     then made that replica restore and share as if alone (170 of rpm 120 in a minute, in
-    tests/e2e/test_redis_faults.py). The count holds for a heartbeat key's life."""
+    tests/e2e/test_redis_faults.py). The count holds for a beat's life."""
     links = [open_link(heartbeat=0.05, probe_interval=0.05) for _ in range(2)]
     for link in links:
         link.start()
@@ -293,7 +337,7 @@ async def test_a_replica_back_first_keeps_counting_the_others_until_they_could_b
     await wait_until_up(links[0])
     await asyncio.sleep(0.3)  # several heartbeats, each seeing one key
     assert links[0].replicas == 2
-    await asyncio.sleep(1.0)  # a key's life (1 s) since it came back: the count is whole
+    await asyncio.sleep(1.0)  # a beat's life (1 s) since it came back: the count is whole
     assert links[0].replicas == 1
 
 
