@@ -35,6 +35,8 @@ from gateway.tasks import stop
 
 log = logging.getLogger("gateway.responses")
 
+DRAIN_SECONDS = 10.0  # at shutdown, how long the writes still pending may take
+
 Item = dict[str, Any]
 
 
@@ -99,10 +101,19 @@ class ResponseStore:
             log.warning("response %s could not be stored: %s", response_id,
                         type(done.exception()).__name__)
 
-    async def drain(self) -> None:
-        """Wait for every pending write (at shutdown, before the engine is closed)."""
-        if self._pending:
-            await asyncio.gather(*self._pending.values(), return_exceptions=True)
+    async def drain(self, within: float = DRAIN_SECONDS) -> None:
+        """Wait for every pending write (at shutdown, before the engine is closed), for
+        `within` seconds at most: a database that hangs (no answer, no error) held this wait,
+        and the process never exited on its own. What is left is stopped and logged."""
+        if not self._pending:
+            return
+        pending = list(self._pending.values())
+        _, left = await asyncio.wait(pending, timeout=within)
+        if left:
+            log.warning("responses not stored: %d; the database did not answer within "
+                        "%g s of shutdown", len(left), within)
+            for task in left:
+                await stop(task)
 
     # ---- reads -----------------------------------------------------------------------------
 

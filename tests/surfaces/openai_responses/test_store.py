@@ -201,3 +201,19 @@ async def test_closing_the_pruner_ends_a_prune_that_lost_its_cancel() -> None:
     await asyncio.sleep(0.01)
     async with asyncio.timeout(30):
         await pruner.close()
+
+
+async def test_draining_gives_up_on_a_database_that_never_answers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """At shutdown the gateway waits for the responses still being stored. A database that
+    hangs (no answer, no error) held that wait, and the process never exited on its own."""
+    class Hung:
+        async def prepare(self) -> None:
+            await asyncio.Event().wait()
+
+    store = ResponseStore(Hung(), TTL)  # type: ignore[arg-type]
+    store.keep(_response("resp_hung"), None, [], [])
+    with caplog.at_level(logging.WARNING, logger="gateway.responses"):
+        async with asyncio.timeout(10):
+            await store.drain(within=0.2)
+    assert any("responses not stored: 1;" in r.getMessage() for r in caplog.records)
