@@ -94,10 +94,12 @@ def test_two_gateways_ride_out_a_dead_then_frozen_redis(
         print("slowest during the faults (s, at s after the kill, status):",
               [(round(a, 3), round(b, 1), c) for a, b, c in slowest])
         # The slowest call before the faults that the machine's own stalls do not explain.
+        controls = control.calls()
+        normal = max(c.seconds for c in control.calls("before")) + 0.05
         bound = max(c.seconds for c in load.calls("before")
-                    if not stalled_too(c, control.calls())) + 0.05
+                    if not stalled_too(c, controls, normal)) + 0.05
         slow = [c for c in load.calls("faults") if c.seconds > bound]
-        unexplained = [c for c in slow if not stalled_too(c, control.calls())]
+        unexplained = [c for c in slow if not stalled_too(c, controls, normal)]
         print(f"{len(slow)} slower than the slowest before + 50 ms ({bound * 1000:.0f} ms), "
               f"{len(unexplained)} of them while the control calls (no Redis) were fast")
         assert len(during) > 500
@@ -106,7 +108,8 @@ def test_two_gateways_ride_out_a_dead_then_frozen_redis(
         # before issue 13 left 4-6 calls at 260-297 ms); one lone slow call that the control
         # calls did not see was seen once in a full suite on a quiet box (381 ms, a 429, 3.3 s
         # after the kill; cause not found) and is not what this test is after.
-        assert len(unexplained) <= 1, unexplained
+        assert len(unexplained) <= 1, (unexplained, [
+            c for c in controls if any(overlap(c, u) for u in unexplained)])
         assert max(admitted.values()) <= 1.2 * RPM
         assert refused_after is not None and refused_after <= 1.5
         for name in ("a", "b"):
@@ -118,11 +121,18 @@ def test_two_gateways_ride_out_a_dead_then_frozen_redis(
             proc.wait(30)
 
 
-def stalled_too(call: Call, control: list[Call]) -> bool:
-    """Was a control call in flight at the same time nearly as slow (within 50 ms)? Then the
-    whole gateway or machine stalled, not this call's Redis."""
-    return any(c.sent < call.sent + call.seconds and c.sent + c.seconds > call.sent
-               and c.seconds >= call.seconds - 0.05 for c in control)
+def stalled_too(call: Call, control: list[Call], normal: float) -> bool:
+    """Was a control call in flight at the same time nearly as slow (within 50 ms), or slower
+    than control calls ever were before the faults (`normal`)? Then the whole gateway or
+    machine stalled, not this call's Redis. (A control call that started halfway through a
+    stall is slowed by only half of it: CI once saw two calls of 0.44 s at one moment, 0.3 s
+    after the kill, that the first test alone did not explain.)"""
+    return any(overlap(c, call) and (c.seconds >= call.seconds - 0.05 or c.seconds > normal)
+               for c in control)
+
+
+def overlap(a: Call, b: Call) -> bool:
+    return a.sent < b.sent + b.seconds and a.sent + a.seconds > b.sent
 
 
 def admin_revoke(url: str, key_id: str) -> float:
