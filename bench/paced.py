@@ -227,8 +227,9 @@ class Stream(asyncio.Protocol):
                 tally.gaps.append(now - self.last)
             self.last = now
         if b"\r\n0\r\n\r\n" in text:  # the chunked body's end
-            if self.last == 0.0:  # an answer without content: an error
+            if self.last == 0.0:  # an answer without content: an error, not a TTFT
                 self.tally.errors += 1
+                self.timed = False
             self.tally.requests += 1
             self.post()
             return
