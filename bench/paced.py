@@ -273,12 +273,12 @@ async def drive(url_port: int, path: str, streams: int, seconds: float,
 
 # ---------------------------------------------------------------------------- orchestration
 
-def _raise_fd_limit() -> None:
+def raise_fd_limit() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _uvloop() -> None:
+def install_uvloop() -> None:
     import uvloop  # the gateway's own dependency
 
     uvloop.install()
@@ -424,8 +424,8 @@ def main(argv: list[str]) -> int:
         p.add_argument("--spread", type=int, default=1)
         p.add_argument("--upstream-model", default="deepseek-v4-flash")
         a = p.parse_args(argv)
-        _raise_fd_limit()
-        _uvloop()
+        raise_fd_limit()
+        install_uvloop()
         asyncio.run(serve_upstream(a.port, a.chunks, a.interval, a.spread, a.upstream_model))
         return 0
     if argv and argv[0] == "drive":
@@ -438,8 +438,8 @@ def main(argv: list[str]) -> int:
         p.add_argument("--stagger", type=float, required=True)
         p.add_argument("--out", type=Path, required=True)
         a = p.parse_args(argv)
-        _raise_fd_limit()
-        _uvloop()
+        raise_fd_limit()
+        install_uvloop()
         result = asyncio.run(drive(a.port, a.path, a.streams, a.seconds, a.stagger))
         a.out.write_text(json.dumps(result))
         return 0
@@ -471,7 +471,7 @@ def orchestrate(argv: list[str]) -> int:
     p.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS-paced.md")
     p.add_argument("--database-url", default=run.DEFAULT_DATABASE)
     opts = p.parse_args(argv)
-    _raise_fd_limit()
+    raise_fd_limit()
     pinning = run.Pinning.detect(not opts.no_pin)
     run_dir = Path(tempfile.mkdtemp(prefix="switchyard-paced-"))
     sup = run.Supervisor(run_dir)

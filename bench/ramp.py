@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 
-import uvloop
-
-BODY = json.dumps({"model": "deepseek-v4-flash", "stream": True,
-                   "messages": [{"role": "user", "content": "Tell me a story"}]}).encode()
-CONTENT_MARK = b'"content":"'
+from paced import CONTENT_MARK, REQUEST, install_uvloop, raise_fd_limit
 
 
 class FirstChunk(asyncio.Protocol):
@@ -57,8 +52,8 @@ class FirstChunk(asyncio.Protocol):
 async def ramp(port: int, streams: int, seconds: float) -> list[tuple[float, float, float]]:
     loop = asyncio.get_running_loop()
     request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
-               f"content-type: application/json\r\ncontent-length: {len(BODY)}\r\n\r\n"
-               ).encode() + BODY
+               f"content-type: application/json\r\ncontent-length: {len(REQUEST)}\r\n\r\n"
+               ).encode() + REQUEST
     rows: list[tuple[float, float, float]] = []
     begin = time.monotonic()
 
@@ -79,7 +74,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
-    uvloop.install()
+    raise_fd_limit()
+    install_uvloop()
     rows = asyncio.run(ramp(args.port, args.streams, args.seconds))
     print(f"{len(rows)} of {args.streams} streams had a content chunk")
     print("| started at | streams | first bytes p50 / max ms | first content p50 / max ms |")
