@@ -57,7 +57,6 @@ class OwnRedis(Freezable):
             self.proc = None
 
 
-
 @pytest.fixture
 def own_redis() -> Iterator[OwnRedis]:
     server = OwnRedis()

@@ -252,7 +252,6 @@ async def test_rows_that_trickle_in_are_batched_without_a_wake_up_per_row(
     assert sorted(r[1] for r in stored(tmp_path)) == list(range(16))
 
 
-
 class HungStore(FlakyStore):
     """A database that never answers an insert; with `stubborn`, the insert also loses its
     first cancel (what wait_for can make it do on Python 3.11)."""
