@@ -24,6 +24,9 @@ started (the starts are spread over one stream's length) and closes at the end:
 Pinning as in run.py: the server under test on CPU 0, the upstream and the driver on CPU 1.
 The upstream and the driver are small asyncio protocols (no HTTP library), so at 50,000
 chunks/s they stay off the measured core and are not the bottleneck (the direct row shows it).
+Their kernel work does not all stay off it: on loopback a write wakes a sleeping reader from
+the writer's core. `--driver spin` keeps the driver awake so the server stops paying for that
+(`_spin`; bench/RESULTS-paced-session9.md).
 """
 
 from __future__ import annotations
