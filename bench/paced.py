@@ -25,8 +25,8 @@ Pinning as in run.py: the server under test on CPU 0, the upstream and the drive
 The upstream and the driver are small asyncio protocols (no HTTP library), so at 50,000
 chunks/s they stay off the measured core and are not the bottleneck (the direct row shows it).
 Their kernel work does not all stay off it: on loopback a write wakes a sleeping reader from
-the writer's core. `--driver spin` keeps the driver awake so the server stops paying for that
-(`_spin`; bench/RESULTS-paced-session9.md).
+the writer's core. So the driver never sleeps (`_spin`; `--driver sleep` is the harness of
+every result before session 9; bench/RESULTS-paced-session9.md).
 """
 
 from __future__ import annotations
@@ -486,10 +486,12 @@ def orchestrate(argv: list[str]) -> int:
                    help="slots per interval the upstream's chunks are spread over: 1 (default) "
                    "sends every stream's chunk in one burst per interval; 20 sends 1/20 of them "
                    "each ms at a 20 ms interval")
-    p.add_argument("--driver", choices=("sleep", "spin"), default="sleep",
-                   help="sleep (default): the driver's loop waits in epoll_wait between reads, "
-                   "so on loopback the server's writes pay for waking it; spin: it never "
-                   "sleeps, as if the clients were on their own machines (see `_spin`)")
+    p.add_argument("--driver", choices=("spin", "sleep"), default="spin",
+                   help="spin (default since session 9): the driver's loop never sleeps, so "
+                   "the server's writes wake no one, as with clients on their own machines "
+                   "(see `_spin`); sleep: it waits in epoll_wait between reads and, on "
+                   "loopback, the server's writes pay for waking it (every result file "
+                   "before session 9)")
     p.add_argument("--targets", default="direct,raw,gateway")
     p.add_argument("--before", type=Path, default=None,
                    help="a checkout (a directory holding gateway/): adds target gateway-before, "
