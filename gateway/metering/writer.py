@@ -163,7 +163,10 @@ class MeteringWriter:
             self._has_rows.set()  # wake the task
             self._batch_ready.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+                # Not wait_for: on Python 3.11 it can drop a cancel of close() itself that
+                # lands as the writer ends (gateway/tasks.py), as in gateway/auth.py.
+                async with asyncio.timeout(drain_seconds):
+                    await asyncio.shield(self._task)
             except Exception:
                 await stop(self._task)
         if self._inflight is not None:  # cut short: spool it (if it did commit, ids dedupe)
